@@ -1,0 +1,121 @@
+"""`hearth` command line. Thin on purpose: parse arguments, call a module, map errors.
+
+Exit codes: 0 ok, 1 a check found a problem (e.g. a safety violation in a simulation),
+2 bad input (config, trace, arguments) with every problem printed to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from controller.errors import InputError
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    from controller.config import load_site
+
+    cfg = load_site(args.file)
+    print(f"{args.file}: ok — site {cfg.site.id!r}, {len(cfg.miners)} miner(s), "
+          f"{cfg.miner_capacity_w:.0f} W miner capacity, import limit "
+          f"{cfg.site.import_limit_w:.0f} W"
+          f"{', battery' if cfg.battery else ''}{', tank' if cfg.tank else ''}")
+    return 0
+
+
+def _config_schema(args: argparse.Namespace) -> int:
+    from controller.config import config_json_schema
+
+    print(json.dumps(config_json_schema(), indent=2))
+    return 0
+
+
+def _sim(args: argparse.Namespace) -> int:
+    from controller.config import load_site
+    from controller.sim.report import summarize, write_summary, write_timeline
+    from controller.sim.runner import simulate
+    from controller.trace.reader import read_trace
+
+    cfg = load_site(args.config)
+    trace = read_trace(args.trace, cfg)
+    result = simulate(cfg, trace, args.controller, progress=None)
+    summary = summarize(result)
+    if args.timeline:
+        write_timeline(result, args.timeline)
+    if args.summary:
+        write_summary(summary, args.summary)
+    else:
+        print(json.dumps(summary, indent=2))
+    bad = summary["import_limit_violations"] + (
+        summary["min_on_off_violations"] if args.controller == "hearth" else 0
+    )
+    return 1 if bad and args.controller == "hearth" else 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from controller.config import load_site
+    from controller.sim.compare import render_comparison
+    from controller.sim.report import summarize
+    from controller.sim.runner import simulate
+    from controller.trace.reader import read_trace
+
+    cfg = load_site(args.config)
+    trace = read_trace(args.trace, cfg)
+    summaries = [summarize(simulate(cfg, trace, p, progress=None)) for p in ("hearth",
+                                                                              "threshold")]
+    print(render_comparison(summaries))
+    if args.summary:
+        Path(args.summary).write_text(json.dumps(summaries, indent=2) + "\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hearth", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    cfg = sub.add_parser("config", help="validate a site file or print its schema")
+    cfg_sub = cfg.add_subparsers(dest="config_command", required=True)
+    chk = cfg_sub.add_parser("check", help="validate a site TOML file; every error with its path")
+    chk.add_argument("file")
+    chk.set_defaults(func=_config_check)
+    sch = cfg_sub.add_parser("schema", help="print the JSON schema of the site file")
+    sch.set_defaults(func=_config_schema)
+
+    sim = sub.add_parser("sim", help="run a controller against the plant model on a trace")
+    sim.add_argument("--config", required=True, help="site TOML")
+    sim.add_argument("--trace", required=True, help="trace CSV (.csv or .csv.gz)")
+    sim.add_argument("--timeline", help="write the per-step timeline CSV here")
+    sim.add_argument("--summary", help="write the summary JSON here (default: stdout)")
+    sim.add_argument("--controller", choices=["hearth", "threshold"], default="hearth")
+    sim.set_defaults(func=_sim)
+
+    cmp_ = sub.add_parser("compare", help="simulate hearth and the threshold baseline side by side")
+    cmp_.add_argument("--config", required=True)
+    cmp_.add_argument("--trace", required=True)
+    cmp_.add_argument("--summary", help="write both summaries as a JSON list here")
+    cmp_.set_defaults(func=_compare)
+
+    from controller.trace.cli import register as register_trace
+
+    register_trace(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        rc: int = args.func(args)
+    except InputError as err:
+        print(err.render(), file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

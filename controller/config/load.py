@@ -1,0 +1,64 @@
+"""Load a site TOML file and turn pydantic errors into TOML paths."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from controller.config.models import SiteConfig
+from controller.errors import InputError, Problem
+
+
+def toml_path(loc: tuple[int | str, ...]) -> str:
+    """('miners', 1, 'max_power_w') -> 'miners[1].max_power_w'."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out
+
+
+def problems_from_validation(err: ValidationError) -> list[Problem]:
+    problems = []
+    for e in err.errors(include_url=False):
+        # Tagged/union sub-locations add no information for a TOML author.
+        loc = tuple(p for p in e["loc"] if p not in ("function-after",))
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (typo?)"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        problems.append(Problem(toml_path(loc) or "(top level)", msg))
+    return problems
+
+
+def parse_site(data: dict[str, Any], source: str = "<config>") -> SiteConfig:
+    """Validate an already-parsed TOML document."""
+    try:
+        return SiteConfig.model_validate(data)
+    except ValidationError as err:
+        raise InputError(source, problems_from_validation(err)) from None
+
+
+def load_site(path: str | Path) -> SiteConfig:
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as err:
+        raise InputError(str(p), [Problem("", f"cannot read: {err.strerror}")]) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise InputError(str(p), [Problem("", f"not UTF-8 text ({err.reason})")]) from None
+    except tomllib.TOMLDecodeError as err:
+        raise InputError(str(p), [Problem("", f"TOML syntax error: {err}")]) from None
+    return parse_site(data, str(p))
+
+
+def config_json_schema() -> dict[str, Any]:
+    return SiteConfig.model_json_schema()

@@ -1,0 +1,426 @@
+"""Site configuration: one TOML file, validated by these pydantic models.
+
+Every field carries its unit in its name. Cross-field rules (min < target < max, reserve
+below priority, ...) live in model validators so `hearth config check` reports them with
+the TOML path of the offending field.
+"""
+
+from __future__ import annotations
+
+import itertools
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+
+class _Strict(BaseModel):
+    """Unknown keys are errors: a typo in a site file must not be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _earlier(info: ValidationInfo, name: str) -> Any:
+    """A field validated before this one (None if it failed its own validation)."""
+    return info.data.get(name)
+
+
+Watts = Annotated[float, Field(ge=0)]
+Percent = Annotated[float, Field(ge=0, le=100)]
+
+
+class SiteSection(_Strict):
+    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")] = Field(
+        description="Site id used in MQTT topics (hearth/<id>/...): lowercase, digits, - and _"
+    )
+    name: str = ""
+    timezone: str = "UTC"
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "EUR"
+    latitude_deg: Annotated[float, Field(ge=-90, le=90)] = 50.9
+    longitude_deg: Annotated[float, Field(ge=-180, le=180)] = 6.95
+    grid_import_limit_w: Annotated[float, Field(gt=0)] = Field(
+        description="Contractual or configured import limit at the meter (W)"
+    )
+    grid_export_limit_w: Watts = Field(
+        description="Feed-in limit; the inverter curtails PV above it (W)"
+    )
+    main_fuse_a: Annotated[float, Field(gt=0)] = Field(description="Main fuse rating per phase (A)")
+    phases: Literal[1, 3] = 3
+    nominal_voltage_v: Annotated[float, Field(gt=0)] = 230.0
+
+    @property
+    def main_fuse_limit_w(self) -> float:
+        return self.main_fuse_a * self.nominal_voltage_v * self.phases
+
+    @property
+    def import_limit_w(self) -> float:
+        """The import the miners must never cause: the lower of contract and fuse."""
+        return min(self.grid_import_limit_w, self.main_fuse_limit_w)
+
+
+class PvSection(_Strict):
+    peak_w: Annotated[float, Field(gt=0)] = Field(description="Array peak power at STC (Wp)")
+    inverter_max_w: Annotated[float, Field(gt=0)] = Field(description="Inverter AC limit (W)")
+    tilt_deg: Annotated[float, Field(ge=0, le=90)] = 30.0
+    azimuth_deg: Annotated[float, Field(ge=0, lt=360)] = Field(
+        default=180.0, description="Compass bearing the array faces (180 = south)"
+    )
+    temp_coeff_per_c: Annotated[float, Field(le=0, ge=-0.01)] = -0.0037
+    noct_c: Annotated[float, Field(ge=30, le=60)] = 45.0
+    system_losses_pct: Annotated[float, Field(ge=0, lt=100)] = 14.0
+
+
+class BatterySection(_Strict):
+    capacity_kwh: Annotated[float, Field(gt=0)]
+    max_charge_w: Annotated[float, Field(gt=0)]
+    max_discharge_w: Annotated[float, Field(gt=0)]
+    round_trip_efficiency: Annotated[float, Field(gt=0.5, le=1.0)] = 0.9
+    min_soc_pct: Percent = Field(default=5.0, description="The battery's own lower bound (BMS)")
+    max_soc_pct: Percent = 100.0
+    reserve_soc_pct: Percent = Field(
+        default=20.0, description="The miners never take the battery below this"
+    )
+    priority_soc_pct: Percent = Field(
+        default=80.0, description="Below this, surplus charges the battery before the miners"
+    )
+    miners_may_discharge_above_soc_pct: Percent | None = Field(
+        default=None,
+        description="If set, the miners may draw from the battery while SoC is above this",
+    )
+    initial_soc_pct: Percent = 50.0
+
+    @field_validator("max_soc_pct")
+    @classmethod
+    def _max_above_min(cls, v: float, info: ValidationInfo) -> float:
+        lo = _earlier(info, "min_soc_pct")
+        if lo is not None and v <= lo:
+            raise ValueError(f"must be above min_soc_pct ({lo})")
+        return v
+
+    @field_validator("reserve_soc_pct")
+    @classmethod
+    def _reserve_above_min(cls, v: float, info: ValidationInfo) -> float:
+        lo = _earlier(info, "min_soc_pct")
+        if lo is not None and v < lo:
+            raise ValueError(f"must be at least min_soc_pct ({lo})")
+        return v
+
+    @field_validator("priority_soc_pct")
+    @classmethod
+    def _priority_above_reserve(cls, v: float, info: ValidationInfo) -> float:
+        lo = _earlier(info, "reserve_soc_pct")
+        if lo is not None and v < lo:
+            raise ValueError(f"must be at least reserve_soc_pct ({lo})")
+        return v
+
+    @field_validator("miners_may_discharge_above_soc_pct")
+    @classmethod
+    def _discharge_above_reserve(cls, v: float | None, info: ValidationInfo) -> float | None:
+        lo = _earlier(info, "reserve_soc_pct")
+        if v is not None and lo is not None and v < lo + 2:
+            raise ValueError(f"must be at least reserve_soc_pct + 2 ({lo + 2})")
+        return v
+
+    @field_validator("initial_soc_pct")
+    @classmethod
+    def _initial_in_bounds(cls, v: float, info: ValidationInfo) -> float:
+        lo, hi = _earlier(info, "min_soc_pct"), _earlier(info, "max_soc_pct")
+        if lo is not None and hi is not None and not lo <= v <= hi:
+            raise ValueError(f"must lie between min_soc_pct and max_soc_pct ({lo}..{hi})")
+        return v
+
+
+class TankSection(_Strict):
+    volume_l: Annotated[float, Field(gt=0, le=100_000)]
+    target_c: Annotated[float, Field(ge=5, le=95)]
+    min_c: Annotated[float, Field(ge=0, le=95)] = Field(
+        description="Below this the tank cannot serve the building; the backup heater does"
+    )
+    max_c: Annotated[float, Field(ge=5, le=98)] = Field(description="Never exceeded (hard limit)")
+    heat_loss_w_per_k: Annotated[float, Field(ge=0)] = 2.5
+    ambient_c: float = 18.0
+    initial_c: float | None = None
+    miner_heat_fraction: Annotated[float, Field(gt=0, le=1)] = Field(
+        default=0.95, description="Share of miner electrical power that reaches the tank"
+    )
+
+    @field_validator("min_c")
+    @classmethod
+    def _min_below_target(cls, v: float, info: ValidationInfo) -> float:
+        target = _earlier(info, "target_c")
+        if target is not None and not v < target:
+            raise ValueError(f"must be below target_c ({target})")
+        return v
+
+    @field_validator("max_c")
+    @classmethod
+    def _max_above_target(cls, v: float, info: ValidationInfo) -> float:
+        target = _earlier(info, "target_c")
+        if target is not None and not v > target:
+            raise ValueError(f"must be above target_c ({target})")
+        return v
+
+    @field_validator("initial_c")
+    @classmethod
+    def _initial_below_max(cls, v: float | None, info: ValidationInfo) -> float | None:
+        hi = _earlier(info, "max_c")
+        if v is not None and hi is not None and v >= hi:
+            raise ValueError(f"must be below max_c ({hi})")
+        return v
+
+    @property
+    def heat_capacity_j_per_k(self) -> float:
+        """Water at ~1 kg/L and 4186 J/(kg·K)."""
+        return self.volume_l * 4186.0
+
+    @property
+    def start_c(self) -> float:
+        return self.initial_c if self.initial_c is not None else self.target_c - 5.0
+
+
+class Actuation(StrEnum):
+    """How a miner's power is changed."""
+
+    POWER_TARGET = "power_target"  # continuous target in W (Braiins OS, AxeOS via curve)
+    PROFILES = "profiles"  # a set of discrete power levels (LuxOS, Avalon work modes)
+    RELAY = "relay"  # on/off only, through a smart plug or contactor
+
+
+class EfficiencyPoint(_Strict):
+    power_w: Annotated[float, Field(gt=0)]
+    j_per_th: Annotated[float, Field(gt=0)]
+
+
+class MinerConfig(_Strict):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")]
+    kind: str = Field(description="Model / firmware, e.g. 'antminer-s9-braiins', 'bitaxe-gamma'")
+    actuation: Actuation
+    min_power_w: Annotated[float, Field(gt=0)]
+    max_power_w: Annotated[float, Field(gt=0)]
+    profiles_w: list[Annotated[float, Field(gt=0)]] | None = Field(
+        default=None,
+        validate_default=True,  # so a missing list is caught for actuation = 'profiles'
+        description="Discrete power levels (actuation = 'profiles')",
+    )
+    idle_power_w: Watts = Field(
+        default=0.0, description="Draw while booting or paused but powered (fans, control board)"
+    )
+    efficiency: list[EfficiencyPoint] = Field(min_length=1)
+    ramp_w_per_s: Annotated[float, Field(gt=0)] = Field(
+        default=20.0, description="How fast actual power follows a new target"
+    )
+    restart_s: Annotated[float, Field(ge=0)] = Field(
+        default=60.0, description="From resume/power-on until it hashes (boot, warm-up)"
+    )
+    stop_s: Annotated[float, Field(ge=0)] = Field(
+        default=2.0, description="From pause/off until its power is gone"
+    )
+    min_on_s: Annotated[float, Field(ge=0)] = 300.0
+    min_off_s: Annotated[float, Field(ge=0)] = 300.0
+    target_resolution_w: Annotated[float, Field(ge=0)] = Field(
+        default=10.0, description="Target changes smaller than this are not sent (flash wear)"
+    )
+    heats_tank: bool = Field(default=True, description="Its heat goes into the buffer tank")
+    driver: dict[str, Any] = Field(
+        default_factory=dict, description="Driver settings (host, port, credentials ref)"
+    )
+
+    @field_validator("max_power_w")
+    @classmethod
+    def _max_above_min(cls, v: float, info: ValidationInfo) -> float:
+        lo = _earlier(info, "min_power_w")
+        if lo is not None and v < lo:
+            raise ValueError(f"must be at least min_power_w ({lo})")
+        if info.data.get("actuation") is Actuation.RELAY and lo is not None and v != lo:
+            raise ValueError("must equal min_power_w for a relay miner (it is on or off)")
+        return v
+
+    @field_validator("profiles_w")
+    @classmethod
+    def _profiles(cls, v: list[float] | None, info: ValidationInfo) -> list[float] | None:
+        actuation = info.data.get("actuation")
+        if v is None:
+            if actuation is Actuation.PROFILES:
+                raise ValueError("is required when actuation = 'profiles'")
+            return v
+        if actuation is not Actuation.PROFILES:
+            raise ValueError(f"only applies to actuation = 'profiles', not '{actuation}'")
+        if sorted(set(v)) != list(v):
+            raise ValueError("must be strictly increasing")
+        lo, hi = _earlier(info, "min_power_w"), _earlier(info, "max_power_w")
+        if (lo is not None and v[0] != lo) or (hi is not None and v[-1] != hi):
+            raise ValueError(f"must start at min_power_w ({lo}) and end at max_power_w ({hi})")
+        return v
+
+    @field_validator("idle_power_w")
+    @classmethod
+    def _idle_below_min(cls, v: float, info: ValidationInfo) -> float:
+        lo = _earlier(info, "min_power_w")
+        if lo is not None and v >= lo:
+            raise ValueError(f"must be below min_power_w ({lo})")
+        return v
+
+    @field_validator("efficiency")
+    @classmethod
+    def _efficiency_sorted(cls, v: list[EfficiencyPoint]) -> list[EfficiencyPoint]:
+        powers = [p.power_w for p in v]
+        if powers != sorted(set(powers)):
+            raise ValueError(f"points must have strictly increasing power_w, got {powers}")
+        return v
+
+    def levels_w(self) -> tuple[float, ...] | None:
+        """Discrete power levels, or None for a continuous target."""
+        if self.actuation is Actuation.PROFILES:
+            assert self.profiles_w is not None
+            return tuple(self.profiles_w)
+        if self.actuation is Actuation.RELAY:
+            return (self.max_power_w,)
+        return None
+
+    def j_per_th_at(self, power_w: float) -> float:
+        """Efficiency at a power, linearly interpolated (held flat beyond the points)."""
+        pts = self.efficiency
+        if power_w <= pts[0].power_w:
+            return pts[0].j_per_th
+        for lo, hi in itertools.pairwise(pts):
+            if power_w <= hi.power_w:
+                f = (power_w - lo.power_w) / (hi.power_w - lo.power_w)
+                return lo.j_per_th + f * (hi.j_per_th - lo.j_per_th)
+        return pts[-1].j_per_th
+
+    def hashrate_ths_at(self, power_w: float) -> float:
+        return power_w / self.j_per_th_at(power_w) if power_w > 0 else 0.0
+
+    @property
+    def best_j_per_th(self) -> float:
+        return min(p.j_per_th for p in self.efficiency)
+
+
+class TariffSection(_Strict):
+    """Defaults used when a trace carries no price columns."""
+
+    import_price_per_kwh: Decimal = Decimal("0.30")
+    export_price_per_kwh: Decimal = Decimal("0.05")
+
+
+class BitcoinSection(_Strict):
+    """Hashprice defaults: expected sats = hashes / (difficulty * 2^32) * (subsidy + fees)."""
+
+    network_difficulty: Annotated[float, Field(gt=0)] = 1.1e14
+    block_subsidy_btc: Annotated[Decimal, Field(ge=0)] = Decimal("3.125")
+    fees_per_block_btc: Annotated[Decimal, Field(ge=0)] = Decimal("0.03")
+    btc_price: Annotated[Decimal, Field(gt=0)] = Field(
+        default=Decimal("85000"), description="In the site currency"
+    )
+    pool_fee_pct: Percent = 2.0
+
+    def sats_per_th_per_s(self) -> float:
+        """Expected sats per second for 1 TH/s of hash rate, after pool fee."""
+        reward_sats = float((self.block_subsidy_btc + self.fees_per_block_btc) * 100_000_000)
+        after_fee = 1 - self.pool_fee_pct / 100
+        return 1e12 / (self.network_difficulty * 2**32) * reward_sats * after_fee
+
+
+class BackupHeatSection(_Strict):
+    """What would heat the building without the miners; values the heat they deliver."""
+
+    kind: Literal["gas_boiler", "heat_pump", "resistive"] = "gas_boiler"
+    efficiency: Annotated[float, Field(gt=0, le=8)] = Field(
+        default=0.9, description="Boiler efficiency, or heat-pump COP"
+    )
+    fuel_price_per_kwh: Decimal = Field(
+        default=Decimal("0.10"), description="Gas, or electricity for heat pump / resistive"
+    )
+
+
+class PidTuning(_Strict):
+    kp: float = 0.5
+    ki: float = 0.2
+    kd: float = 0.0
+
+
+class Mode(StrEnum):
+    GRID = "grid"  # grid-integrated: eat surplus (prices and DR come with the supervisor)
+    ISLAND = "island"  # no grid: PV + battery only
+    HEATING = "heating"  # tank first
+
+
+class ControlSection(_Strict):
+    mode: Mode = Mode.GRID
+    tick_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+    export_margin_w: Watts = Field(
+        default=50.0, description="Grid setpoint: keep this much export so miners never import"
+    )
+    import_headroom_w: Watts = Field(
+        default=300.0, description="Miners are capped this far below the import limit"
+    )
+    stale_timeout_s: Annotated[float, Field(gt=0)] = Field(
+        default=10.0, description="No fresh meter reading for this long: ramp miners to zero"
+    )
+    tank_max_margin_c: Annotated[float, Field(ge=0)] = Field(
+        default=1.0, description="Miners heating the tank stop this far below max_c"
+    )
+    grid_pid: PidTuning = PidTuning(kp=0.3, ki=0.5)
+    tank_pid: PidTuning = Field(
+        default=PidTuning(kp=3000.0, ki=1.0),
+        description="W per K of tank error; ki in W per K·s (500 L: closed-loop τ ≈ 12 min)",
+    )
+    on_hysteresis_w: Watts = Field(
+        default=50.0, description="Switch a miner on only with this much power above its minimum"
+    )
+    on_delay_s: Annotated[float, Field(ge=0)] = Field(
+        default=60.0, description="Power for a miner must be available this long to start it"
+    )
+    off_delay_s: Annotated[float, Field(ge=0)] = Field(
+        default=120.0, description="Too little power this long stops a miner (soft limits)"
+    )
+    battery_soc_hysteresis_pct: Annotated[float, Field(ge=0, le=20)] = 2.0
+
+
+class SatelliteSection(_Strict):
+    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
+    heartbeat_timeout_s: Annotated[float, Field(gt=0)] = 30.0
+
+
+class SiteConfig(_Strict):
+    """A whole site. Battery, tank and satellite are optional."""
+
+    site: SiteSection
+    pv: PvSection
+    battery: BatterySection | None = None
+    tank: TankSection | None = None
+    satellite: SatelliteSection | None = None
+    miners: list[MinerConfig] = Field(min_length=1)
+    tariffs: TariffSection = TariffSection()
+    bitcoin: BitcoinSection = BitcoinSection()
+    backup_heat: BackupHeatSection = BackupHeatSection()
+    control: ControlSection = ControlSection()
+
+    @field_validator("miners")
+    @classmethod
+    def _unique_names(cls, v: list[MinerConfig]) -> list[MinerConfig]:
+        names = [m.name for m in v]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate miner names: {dupes}")
+        return v
+
+    @model_validator(mode="after")
+    def _needs(self) -> Self:
+        # Raised at the root, so the message names the section it is about.
+        if self.tank is None:
+            bad = [m.name for m in self.miners if m.heats_tank]
+            if bad:
+                raise ValueError(
+                    f"miners {bad} have heats_tank = true but the site has no [tank] section"
+                )
+        if self.control.mode is Mode.HEATING and self.tank is None:
+            raise ValueError("control.mode = 'heating' needs a [tank] section")
+        if self.control.mode is Mode.ISLAND and self.battery is None:
+            raise ValueError("control.mode = 'island' needs a [battery] section")
+        return self
+
+    @property
+    def miner_capacity_w(self) -> float:
+        return sum(m.max_power_w for m in self.miners)

@@ -1,0 +1,222 @@
+"""The Hearth control core: `Controller.step(measurements, now) -> Commands`.
+
+Pure: no clock, no I/O. One tick:
+
+1. Hard limits from the frozen snapshot: stale meter/battery/tank data, import limit
+   (main fuse and contract, minus headroom), demand-response cap, battery reserve, tank
+   maximum (with a one-tick look-ahead so the tank cannot overshoot within a step).
+2. Battery policy picks what the grid loop regulates (see `battery.py`).
+3. Grid loop -> total miner power; tank loop -> cap on tank-heating miners. A min-selector
+   combines them with every hard cap; the tank loop tracks the applied power while it is
+   not the binding one (see `loops.py`).
+4. The allocator turns the result into per-miner run/target commands.
+Every hard limit that acts is returned as a `Trip` with a plain-words reason.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+from controller.config.models import Mode, SiteConfig
+from controller.control.allocator import Allocator, Budgets
+from controller.control.battery import BatteryArbiter
+from controller.control.loops import GridLoop, TankLoop
+from controller.control.types import Commands, Measurements, Reading, Trip
+
+
+class StepDebug(NamedTuple):
+    """Internals of the last step, for tests, the HMI and tuning."""
+
+    dt_s: float
+    process_w: float
+    grid_loop_w: float
+    tank_loop_w: float
+    available_w: float
+    hard_cap_w: float
+    hard_tank_cap_w: float
+    actual_w: float
+    battery_policy: str
+    limiter: str
+
+
+def _age(r: Reading | None, now: float) -> float:
+    return math.inf if r is None else now - r.at_s
+
+
+class Controller:
+    """The production policy."""
+
+    name = "hearth"
+
+    def __init__(self, cfg: SiteConfig, tick_s: float | None = None) -> None:
+        self.cfg = cfg
+        c = cfg.control
+        self.tick_s = tick_s if tick_s is not None else c.tick_s
+        self.capacity_w = cfg.miner_capacity_w
+        self.tank_capacity_w = sum(m.max_power_w for m in cfg.miners if m.heats_tank)
+        self.grid_loop = GridLoop(c.grid_pid, -c.export_margin_w, self.capacity_w)
+        self.tank_loop: TankLoop | None = None
+        if cfg.tank is not None and self.tank_capacity_w > 0:
+            t = cfg.tank
+            standing_w = t.heat_loss_w_per_k * (t.target_c - t.ambient_c) / t.miner_heat_fraction
+            self.tank_loop = TankLoop(c.tank_pid, t.target_c, self.tank_capacity_w, standing_w)
+        self.battery = (
+            BatteryArbiter(cfg.battery, c.battery_soc_hysteresis_pct)
+            if cfg.battery is not None
+            else None
+        )
+        self.allocator = Allocator(cfg.miners, c.on_hysteresis_w, c.on_delay_s, c.off_delay_s)
+        self._tank_miners = frozenset(m.name for m in cfg.miners if m.heats_tank)
+        # Constants of the site, derived once (the step runs every second for years).
+        self._import_limit_w = cfg.site.import_limit_w
+        self._miner_import_limit_w = self._import_limit_w - c.import_headroom_w
+        if cfg.tank is not None:
+            self._tank_ceiling_c = cfg.tank.max_c - c.tank_max_margin_c
+            self._tank_j_per_k = cfg.tank.heat_capacity_j_per_k / cfg.tank.miner_heat_fraction
+        self._last_now: float | None = None
+        self.debug: StepDebug | None = None
+
+    def step(self, m: Measurements, now: float) -> Commands:
+        cfg, c = self.cfg, self.cfg.control
+        last = self._last_now
+        dt = self.tick_s if last is None or now <= last else now - last
+        self._last_now = now
+        stale_s = c.stale_timeout_s
+        trips: list[Trip] = []
+
+        # What the miners draw now: fresh readback, else what we last asked of them.
+        actual: dict[str, float] = {}
+        for name, st in self.allocator.state.items():
+            r = m.miners.get(name)
+            actual[name] = r.power_w if r is not None and now - r.at_s <= stale_s else st.target_w
+        actual_total = sum(actual.values())
+
+        # 1. Hard limits.
+        hard_cap = self.capacity_w
+        caps: list[tuple[float, str]] = []
+        grid_age = _age(m.grid_power_w, now)
+        process_w = 0.0
+        meter_ok = m.grid_power_w is not None and grid_age <= stale_s
+        if not meter_ok:
+            trips.append(Trip(
+                "stale_meter",
+                "no grid meter reading" if m.grid_power_w is None else
+                f"no fresh grid meter reading for {grid_age:.0f} s (limit {stale_s:.0f} s): "
+                "miners ramp to zero",
+            ))
+            caps.append((0.0, "stale_meter"))
+        else:
+            assert m.grid_power_w is not None
+            grid_w = m.grid_power_w.value
+            limit = self._miner_import_limit_w
+            import_cap = limit - grid_w + actual_total
+            caps.append((import_cap, "import_limit"))
+            if grid_w > limit:
+                trips.append(Trip(
+                    "import_limit",
+                    f"grid import {grid_w:.0f} W above the miners' limit {limit:.0f} W "
+                    f"(import limit {self._import_limit_w:.0f} W − headroom): shedding",
+                ))
+            process_w = grid_w
+        if m.dr_limit_w is not None:
+            caps.append((m.dr_limit_w, "dr_cap"))
+            if actual_total > m.dr_limit_w + 1.0:
+                trips.append(Trip(
+                    "dr_cap",
+                    f"demand-response cap {m.dr_limit_w:.0f} W below miner power "
+                    f"{actual_total:.0f} W: shedding",
+                ))
+
+        policy = "none"
+        if self.battery is not None:
+            bat, soc = m.battery_power_w, m.soc_pct
+            if bat is None or soc is None or max(_age(bat, now), _age(soc, now)) > stale_s:
+                trips.append(Trip(
+                    "stale_battery",
+                    "no fresh battery reading: miners ramp to zero (cannot protect the reserve)",
+                ))
+                caps.append((0.0, "stale_battery"))
+            else:
+                policy = self.battery.update(soc.value).value
+                process_w = self.battery.process_value_w(process_w, bat.value)
+                rc = self.battery.reserve_cap_w(soc.value, bat.value, actual_total)
+                if rc is not None:
+                    caps.append((rc, "battery_reserve"))
+                    if rc < actual_total - 1.0:
+                        trips.append(Trip(
+                            "battery_reserve",
+                            f"battery at {soc.value:.1f}% (reserve "
+                            f"{self.battery.cfg.reserve_soc_pct:.0f}%) discharging "
+                            f"{-bat.value:.0f} W into the miners: shedding",
+                        ))
+
+        for cap, _why in caps:
+            hard_cap = min(hard_cap, cap)
+        hard_cap = max(hard_cap, 0.0)
+
+        hard_tank_cap = math.inf
+        tank_loop_w = math.inf
+        tank_limiter = "tank"
+        if self.tank_loop is not None and cfg.tank is not None:
+            tank = cfg.tank
+            t = m.tank_temp_c
+            ceiling = self._tank_ceiling_c
+            if t is None or _age(t, now) > stale_s:
+                trips.append(Trip("stale_tank", "no fresh tank temperature: tank miners stop"))
+                hard_tank_cap = 0.0
+                tank_limiter = "stale_tank"
+            elif t.value >= ceiling:
+                trips.append(Trip(
+                    "tank_max",
+                    f"tank at {t.value:.1f} °C, at or above {ceiling:.1f} °C "
+                    f"(max {tank.max_c:.0f} °C − margin): tank miners stop",
+                ))
+                hard_tank_cap = 0.0
+                tank_limiter = "tank_max"
+            else:
+                # Look one tick ahead: the heat the miners add must not carry the tank past
+                # the ceiling before the next reading (losses only help, demand ignored).
+                per_tick_j = (ceiling - t.value) * self._tank_j_per_k
+                hard_tank_cap = per_tick_j / (dt if dt > self.tick_s else self.tick_s)
+                tank_loop_w = self.tank_loop.update(t.value, dt)
+
+        # 2-3. Loops and selector.
+        if not meter_ok:
+            grid_loop_w = 0.0
+            available = 0.0
+        elif c.mode is Mode.HEATING:
+            # Tank first: the grid loop steps aside; the import cap still binds.
+            grid_loop_w = self.capacity_w
+            available = self.capacity_w
+        else:
+            grid_loop_w = self.grid_loop.update(process_w, actual_total, dt)
+            available = actual_total + (self.grid_loop.setpoint_w - process_w)
+
+        budgets = Budgets(
+            available_w=available,
+            target_w=grid_loop_w,
+            tank_target_w=tank_loop_w,
+            hard_cap_w=hard_cap,
+            hard_tank_cap_w=hard_tank_cap,
+        )
+        alloc = self.allocator.allocate(budgets, actual, now, self.tick_s)
+        applied_tank = sum(cmd.power_target_w for cmd in alloc.commands if cmd.name in
+                           self._tank_miners)
+        tank_binding = tank_loop_w < min(grid_loop_w, hard_cap, hard_tank_cap)
+        if self.tank_loop is not None and not tank_binding:
+            self.tank_loop.track(applied_tank)
+        for name in alloc.forced_off:
+            trips.append(Trip("forced_off", f"miner {name} stopped by a hard limit "
+                                            "(minimum on-time overridden)", miner=name))
+
+        candidates = [(grid_loop_w, "grid"), (tank_loop_w, tank_limiter),
+                      (hard_tank_cap, tank_limiter), *caps]
+        limiter = min(candidates, key=lambda x: x[0])[1]
+        total = sum(cmd.power_target_w for cmd in alloc.commands)
+        self.debug = StepDebug(
+            dt_s=dt, process_w=process_w, grid_loop_w=grid_loop_w, tank_loop_w=tank_loop_w,
+            available_w=available, hard_cap_w=hard_cap, hard_tank_cap_w=hard_tank_cap,
+            actual_w=actual_total, battery_policy=policy, limiter=limiter,
+        )
+        return Commands(alloc.commands, total, c.mode.value, limiter, tuple(trips))

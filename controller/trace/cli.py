@@ -1,0 +1,251 @@
+"""`hearth trace build` and `hearth trace check`.
+
+`register(subparsers)` adds the `trace` command group to the main `hearth` parser. Each
+sub-command stores its handler as ``func`` (``args.func(args) -> int``). Handlers let
+`InputError` propagate: the main CLI prints it and picks the exit code. `main()` runs the
+group on its own (``python -m controller.trace.cli``) for use before it is wired in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+from controller.config.load import load_site
+from controller.errors import InputError, Problem
+from controller.trace.build import (
+    DEFAULT_DHW_W,
+    DEFAULT_HEATING_BASE_C,
+    DEFAULT_UA_W_PER_K,
+    DEFAULT_USD_TO_EUR,
+    BuildOptions,
+    build_trace,
+    write_trace_csv,
+)
+from controller.trace.reader import Trace, iso_utc, read_trace
+
+
+class _HelpWithDefaults(argparse.HelpFormatter):
+    """Like ArgumentDefaultsHelpFormatter, but silent about options without a default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.option_strings and action.default not in (None, False, argparse.SUPPRESS):
+            text += " (default: %(default)s)"
+        return text
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `trace build` and `trace check` to the main parser's sub-commands."""
+    trace = subparsers.add_parser(
+        "trace",
+        help="build and check simulation traces",
+        description="Traces are the time series `hearth sim` runs against (see DESIGN.md).",
+    )
+    sub = trace.add_subparsers(dest="trace_command", metavar="COMMAND", required=True)
+
+    b = sub.add_parser(
+        "build",
+        help="turn raw real-data files into a trace CSV",
+        description=(
+            "Build a trace from irradiance, load, heat, price and Bitcoin files. Sources "
+            "from other years are mapped onto the output calendar by month-day and UTC "
+            "time (Feb 29 -> Feb 28); see controller/trace/build.py for every convention."
+        ),
+        formatter_class=_HelpWithDefaults,
+    )
+    b.add_argument("--config", required=True, type=Path, help="site TOML (PV, location)")
+    b.add_argument("--start", required=True, type=_date, help="first day (UTC), YYYY-MM-DD")
+    b.add_argument("--days", type=int, default=1, help="number of days")
+    b.add_argument("--step-s", type=int, default=60, help="output step in seconds")
+    b.add_argument("--out", required=True, type=Path, help="output .csv or .csv.gz")
+    g = b.add_argument_group("PV")
+    g.add_argument("--irradiance", required=True, type=Path, help="time,dhi,ghi,dni (W/m², UTC)")
+    g.add_argument(
+        "--irradiance-beam",
+        choices=("auto", "dni", "horizontal"),
+        default="auto",
+        help="what the 'dni' column holds: direct normal, or beam on the horizontal",
+    )
+    g.add_argument("--temperature", type=Path, help="time,temperature (°C, UTC), optional")
+    g = b.add_argument_group("load")
+    g.add_argument("--load", required=True, type=Path, help="time,<W columns> (15 min, UTC)")
+    g.add_argument("--load-column", help="which column (needed if there are several)")
+    g.add_argument("--load-scale", type=float, default=1.0, help="multiply the load by this")
+    g = b.add_argument_group("heat")
+    g.add_argument("--heat", type=Path, help="heat meter: time_utc,...,heat_kwh_in_hour")
+    g.add_argument("--heat-scale", type=float, default=1.0, help="multiply the heat by this")
+    g.add_argument("--heat-year", type=int, help="year of the heat file to use (default: auto)")
+    g.add_argument(
+        "--building-ua-w-per-k",
+        type=float,
+        help=f"without --heat: heat loss per K below the base (default {DEFAULT_UA_W_PER_K:g})",
+    )
+    g.add_argument(
+        "--heating-base-c",
+        type=float,
+        help=f"without --heat: no space heating above this (default {DEFAULT_HEATING_BASE_C:g})",
+    )
+    g.add_argument(
+        "--dhw-w",
+        type=float,
+        help=f"without --heat: constant hot-water draw (default {DEFAULT_DHW_W:g})",
+    )
+    g = b.add_argument_group("prices")
+    g.add_argument("--prices", type=Path, help="time,price_eur_per_mwh (day-ahead, local time)")
+    g.add_argument("--prices-tz", default="Europe/Brussels", help="time zone of --prices")
+    g.add_argument("--prices-year", type=int, help="year of the price file (default: auto)")
+    g.add_argument(
+        "--import-markup-per-kwh",
+        type=float,
+        default=0.15,
+        help="grid fees and taxes added to spot for import (site currency)",
+    )
+    g.add_argument("--export-factor", type=float, default=1.0, help="export price = this × spot")
+    g.add_argument(
+        "--eur-to-currency", type=float, help="EUR to site currency (default 1 for EUR sites)"
+    )
+    g = b.add_argument_group("bitcoin")
+    g.add_argument("--btc", type=Path, help="daily date,close_usd,difficulty")
+    g.add_argument("--btc-year", type=int, help="year of the BTC file to use (default: auto)")
+    g.add_argument(
+        "--usd-to-currency",
+        type=float,
+        help=f"USD to site currency (default {DEFAULT_USD_TO_EUR} for EUR sites)",
+    )
+    g.add_argument(
+        "--fees-per-block-btc", type=float, default=0.03, help="transaction fees per block"
+    )
+    b.set_defaults(func=cmd_build)
+
+    c = sub.add_parser(
+        "check",
+        help="validate a trace and print its period and totals",
+        description="Read a trace as `hearth sim` would and summarise it.",
+    )
+    c.add_argument("trace", type=Path, help="trace .csv or .csv.gz")
+    c.add_argument("--config", required=True, type=Path, help="site TOML (for defaults)")
+    c.set_defaults(func=cmd_check)
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    """Build a trace and print what each source contributed."""
+    cfg = load_site(args.config)
+    opts = BuildOptions(
+        start=args.start,
+        days=args.days,
+        step_s=args.step_s,
+        irradiance=args.irradiance,
+        irradiance_beam=args.irradiance_beam,
+        temperature=args.temperature,
+        load=args.load,
+        load_column=args.load_column,
+        load_scale=args.load_scale,
+        heat=args.heat,
+        heat_scale=args.heat_scale,
+        heat_year=args.heat_year,
+        building_ua_w_per_k=args.building_ua_w_per_k,
+        heating_base_c=args.heating_base_c,
+        dhw_w=args.dhw_w,
+        prices=args.prices,
+        prices_tz=args.prices_tz,
+        prices_year=args.prices_year,
+        import_markup_per_kwh=args.import_markup_per_kwh,
+        export_factor=args.export_factor,
+        eur_to_currency=args.eur_to_currency,
+        btc=args.btc,
+        btc_year=args.btc_year,
+        usd_to_currency=args.usd_to_currency,
+        fees_per_block_btc=args.fees_per_block_btc,
+    )
+    if not (args.out.name.endswith(".csv") or args.out.name.endswith(".csv.gz")):
+        raise InputError("--out", [Problem("", f"must end in .csv or .csv.gz: {args.out}")])
+    built = build_trace(cfg, opts)
+    write_trace_csv(args.out, built)
+    print(f"wrote {args.out}: {len(built.time_s)} rows, step {built.step_s} s")
+    for note in built.notes:
+        print(f"  {note}")
+    return 0
+
+
+def summarise(trace: Trace, currency: str) -> list[str]:
+    """Human-readable lines: size, period, energy totals and value ranges."""
+    days = trace.duration_s / 86400
+    start, end = iso_utc(np.array([trace.start_s, trace.end_s]))
+    lines = [
+        f"{trace.source}: {len(trace)} rows, step {trace.step_s:g} s",
+        f"period {start} .. {end} ({days:.2f} days)",
+    ]
+    defaulted = [
+        c
+        for c in ("heat_demand_w", "outdoor_c", "import_price", "export_price", "hashprice")
+        if c not in trace.columns
+    ]
+    if defaulted:
+        lines.append(f"not in file (defaults): {', '.join(defaulted)}")
+    for label, col in (
+        ("pv", trace.pv_w),
+        ("load", trace.load_w),
+        ("heat demand", trace.heat_demand_w),
+    ):
+        lines.append(
+            f"{label:<12} {trace.energy_kwh(col):10.1f} kWh   mean {np.mean(col):8.1f} W"
+            f"   max {np.max(col):8.1f} W"
+        )
+
+    def span(label: str, col: np.ndarray[tuple[int], np.dtype[np.float64]], unit: str) -> None:
+        if np.all(np.isnan(col)):
+            lines.append(f"{label:<12} (none)")
+        else:
+            lo, mean, hi = np.nanmin(col), np.nanmean(col), np.nanmax(col)
+            lines.append(f"{label:<12} min {lo:.5g}  mean {mean:.5g}  max {hi:.5g} {unit}")
+
+    span("outdoor", trace.outdoor_c, "°C")
+    span("import", trace.import_price, f"{currency}/kWh")
+    span("export", trace.export_price, f"{currency}/kWh")
+    span("hashprice", trace.hashprice, f"{currency}/(TH/s·day)")
+    capped = ~np.isnan(trace.dr_limit_w)
+    if capped.any():
+        lines.append(
+            f"dr limit     {int(capped.sum())} capped rows,"
+            f" lowest {np.nanmin(trace.dr_limit_w):g} W"
+        )
+    else:
+        lines.append("dr limit     none")
+    return lines
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Validate a trace (errors propagate as InputError) and print its summary."""
+    cfg = load_site(args.config)
+    trace = read_trace(args.trace, cfg)
+    print("\n".join(summarise(trace, cfg.site.currency)))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Standalone entry point: ``python -m controller.trace.cli trace build ...``."""
+    parser = argparse.ArgumentParser(prog="hearth")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except InputError as err:
+        print(err.render(), file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

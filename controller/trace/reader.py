@@ -1,0 +1,368 @@
+"""Read and validate a trace CSV (the `hearth sim` input contract in DESIGN.md).
+
+The reader is strict because a trace drives money and safety figures: a silently skipped
+hour or a naive local time would make a simulation look right and be wrong. Every problem
+is reported with the line number in the file (header = line 1) and the column, up to
+`MAX_PROBLEMS` of them, so a user can fix a file in one pass.
+
+It is also fast: numbers are converted column-wise by numpy, and each time stamp goes
+through `datetime.fromisoformat` (C code, ~0.25 µs a stamp), so a year of 1-minute rows
+reads in about a second.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from controller.config.models import SiteConfig
+from controller.errors import InputError, Problem
+
+FloatArray = npt.NDArray[np.float64]
+
+REQUIRED_COLUMNS = ("time", "pv_w", "load_w")
+NUMBER_COLUMNS = (
+    "pv_w",
+    "load_w",
+    "heat_demand_w",
+    "outdoor_c",
+    "import_price",
+    "export_price",
+    "hashprice",
+    "dr_limit_w",
+)
+KNOWN_COLUMNS = ("time", *NUMBER_COLUMNS)
+NON_NEGATIVE = frozenset({"pv_w", "load_w", "heat_demand_w", "dr_limit_w"})
+EMPTY_IS_NAN = frozenset({"dr_limit_w"})
+"""Columns where an empty cell is meaningful: no demand-response cap in that step."""
+MIN_STEP_S = 1.0
+MAX_PROBLEMS = 20
+
+
+@dataclass(frozen=True, eq=False)
+class Trace:
+    """A validated trace: equal-length float64 arrays on a regular UTC time grid.
+
+    Row i covers ``[time_s[i], time_s[i] + step_s)``. Arrays are read-only so a trace can
+    be shared between simulations without copies. ``columns`` names the columns the file
+    actually had; the others were filled from defaults (see `read_trace`).
+    """
+
+    time_s: FloatArray
+    pv_w: FloatArray
+    load_w: FloatArray
+    heat_demand_w: FloatArray
+    outdoor_c: FloatArray
+    import_price: FloatArray
+    export_price: FloatArray
+    hashprice: FloatArray
+    dr_limit_w: FloatArray
+    step_s: float
+    source: str = "<trace>"
+    columns: frozenset[str] = field(default_factory=frozenset)
+
+    def __post_init__(self) -> None:
+        n = len(self.time_s)
+        for name in ("time_s", *NUMBER_COLUMNS):
+            arr = getattr(self, name)
+            if not isinstance(arr, np.ndarray) or arr.dtype != np.float64 or arr.shape != (n,):
+                raise ValueError(f"Trace.{name} must be a float64 array of length {n}")
+            arr.setflags(write=False)
+        if self.step_s < MIN_STEP_S:
+            raise ValueError(f"Trace.step_s must be at least {MIN_STEP_S} s")
+
+    def __len__(self) -> int:
+        return len(self.time_s)
+
+    @property
+    def start_s(self) -> float:
+        return float(self.time_s[0])
+
+    @property
+    def end_s(self) -> float:
+        """End of the last row's interval (exclusive)."""
+        return float(self.time_s[-1]) + self.step_s
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+    def energy_kwh(self, power_w: FloatArray) -> float:
+        """Energy of a power column held over each step (NaN counts as zero)."""
+        return float(np.nansum(power_w)) * self.step_s / 3.6e6
+
+    def times_iso(self) -> list[str]:
+        """Row times as ISO 8601 UTC strings with a Z (seconds, or µs if fractional)."""
+        return iso_utc(self.time_s)
+
+
+def iso_utc(time_s: FloatArray) -> list[str]:
+    """Format UTC epoch seconds as ISO 8601 with Z; whole seconds unless fractional."""
+    us = np.round(np.asarray(time_s, dtype=np.float64) * 1e6).astype(np.int64)
+    unit = "s" if np.all(us % 1_000_000 == 0) else "us"
+    stamps = np.datetime_as_string(us.astype("datetime64[us]").astype(f"datetime64[{unit}]"))
+    return [f"{s}Z" for s in stamps.tolist()]
+
+
+class Problems:
+    """Collects problems in file order and caps how many are reported."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.items: list[tuple[int, int, Problem]] = []
+
+    def add(self, line: int, col: int, where: str, reason: str) -> None:
+        self.items.append((line, col, Problem(where, reason)))
+
+    def cell(self, line: int, col: int, name: str, reason: str) -> None:
+        self.add(line, col, f"row {line}, column {name}", reason)
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def raise_if_any(self) -> None:
+        if not self.items:
+            return
+        ordered = [p for _, _, p in sorted(self.items, key=lambda x: (x[0], x[1]))]
+        extra = len(ordered) - MAX_PROBLEMS
+        shown = ordered[:MAX_PROBLEMS]
+        if extra > 0:
+            shown.append(Problem("", f"... and {extra} more problems"))
+        raise InputError(self.source, shown)
+
+
+def read_text_file(path: Path) -> str:
+    """The file as text; gzip is recognised by its magic bytes, not only by the name."""
+    source = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise InputError(source, [Problem("", f"cannot read: {err.strerror}")]) from None
+    if raw[:2] == b"\x1f\x8b":  # gzip magic, whatever the file is called
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as err:
+            raise InputError(source, [Problem("", f"not a valid gzip file ({err})")]) from None
+    elif path.name.endswith(".gz"):
+        raise InputError(source, [Problem("", "named .gz but is not gzip-compressed")])
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise InputError(
+            source, [Problem(f"byte {err.start}", f"not UTF-8 text ({err.reason})")]
+        ) from None
+
+
+def read_trace(path: str | Path, cfg: SiteConfig) -> Trace:
+    """Read a `.csv` or `.csv.gz` trace, validate it, and fill missing optional columns.
+
+    Defaults: `heat_demand_w` 0, `outdoor_c` NaN (unknown), `import_price` and
+    `export_price` from `cfg.tariffs`, `hashprice` NaN (use the config's bitcoin section),
+    `dr_limit_w` NaN (no cap). Raises `InputError` listing every problem found.
+    """
+    p = Path(path)
+    return parse_trace(read_text_file(p), cfg, str(p))
+
+
+def parse_trace(text: str, cfg: SiteConfig, source: str = "<trace>") -> Trace:
+    """Validate trace CSV text (see `read_trace`); `source` names it in errors."""
+    problems = Problems(source)
+    header, columns, line_no = split_csv(text, source, problems)
+    index: dict[str, int] = {}
+    for i, name in enumerate(header):
+        if name in KNOWN_COLUMNS:
+            if name in index:
+                problems.add(1, i, "header", f"column '{name}' appears more than once")
+            index.setdefault(name, i)
+    for name in REQUIRED_COLUMNS:
+        if name not in index:
+            problems.add(1, 0, "header", f"required column '{name}' is missing")
+    problems.raise_if_any()
+    n = len(line_no)
+    if n < 2:
+        raise InputError(
+            source, [Problem("", f"needs at least 2 data rows to define the step, has {n}")]
+        )
+
+    time_us, step_us = _parse_times(columns[index["time"]], line_no, index["time"], problems)
+    values: dict[str, FloatArray] = {}
+    for name in NUMBER_COLUMNS:
+        if name in index:
+            values[name] = _parse_numbers(
+                columns[index[name]], name, line_no, index[name], problems
+            )
+    problems.raise_if_any()
+    assert time_us is not None and step_us is not None
+
+    def given(name: str, default: float) -> FloatArray:
+        return values[name] if name in values else np.full(n, default, dtype=np.float64)
+
+    nan = float("nan")
+    return Trace(
+        time_s=time_us.astype(np.float64) / 1e6,
+        pv_w=values["pv_w"],
+        load_w=values["load_w"],
+        heat_demand_w=given("heat_demand_w", 0.0),
+        outdoor_c=given("outdoor_c", nan),
+        import_price=given("import_price", float(cfg.tariffs.import_price_per_kwh)),
+        export_price=given("export_price", float(cfg.tariffs.export_price_per_kwh)),
+        hashprice=given("hashprice", nan),
+        dr_limit_w=given("dr_limit_w", nan),
+        step_s=step_us / 1e6,
+        source=source,
+        columns=frozenset(index),
+    )
+
+
+def split_csv(
+    text: str, source: str, problems: Problems
+) -> tuple[list[str], list[Sequence[str]], Sequence[int]]:
+    """Header names, the cells of each column, and each data row's line number.
+
+    Blank lines are skipped but keep their numbers. Files without quotes (all traces we
+    write) take a fast path — one join and split instead of the csv module, ~5x faster.
+    Quoted fields must not span lines (line numbers would be wrong).
+    """
+    lines = text.removeprefix("\ufeff").splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if not lines:
+        raise InputError(source, [Problem("", "file is empty (no header row)")])
+    quoted = '"' in text
+    body_lines = lines[1:]
+    line_no: Sequence[int] = range(2, len(lines) + 1)
+    if not all(body_lines):
+        numbered = [(i + 2, ln) for i, ln in enumerate(body_lines) if ln]
+        line_no = [i for i, _ in numbered]
+        body_lines = [ln for _, ln in numbered]
+    if quoted:
+        header = next(csv.reader(lines[:1]))
+        body = list(csv.reader(body_lines))
+        widths = [len(r) for r in body]
+    else:
+        header = lines[0].split(",")
+        widths = [ln.count(",") + 1 for ln in body_lines]
+    header = [h.strip() for h in header]
+    width = len(header)
+    for i in [i for i, w in enumerate(widths) if w != width][: MAX_PROBLEMS + 1]:
+        problems.add(
+            line_no[i], 0, f"row {line_no[i]}", f"has {widths[i]} fields, the header has {width}"
+        )
+    problems.raise_if_any()
+    if quoted:
+        columns: list[Sequence[str]] = [list(c) for c in zip(*body, strict=True)]
+    else:
+        flat = ",".join(body_lines).split(",")
+        columns = [flat[j::width] for j in range(width)]
+    return header, columns, line_no
+
+
+def _parse_one_time(cell: str) -> datetime | str:
+    """A time-zone-aware datetime, or the reason the cell is not one."""
+    text = cell.strip()
+    try:
+        stamp = datetime.fromisoformat(text)
+    except ValueError:
+        return f"not an ISO 8601 time: {text!r}"
+    if stamp.utcoffset() is None:
+        return (
+            f"time {text!r} has no UTC offset; local times are ambiguous around DST "
+            "changes, so write UTC with 'Z' (2015-04-10T12:00:00Z) or an offset (+02:00)"
+        )
+    return stamp
+
+
+def _parse_times(
+    cells: Sequence[str], line_no: Sequence[int], col: int, problems: Problems
+) -> tuple[npt.NDArray[np.int64] | None, int | None]:
+    """Times as integer UTC epoch microseconds, and the step from the first two rows.
+
+    Every stamp is parsed (no sampling): with `fromisoformat` in C that costs ~0.15 s for
+    half a million rows, and it accepts any offset, so a trace written in local time with
+    DST offsets (+01:00 then +02:00) is read correctly as long as it is regular in UTC.
+    """
+    n = len(cells)
+    try:
+        stamps = list(map(datetime.fromisoformat, cells))
+        if None in map(datetime.utcoffset, stamps):
+            raise ValueError("naive time")
+        bad = np.zeros(n, dtype=bool)
+        ts = np.fromiter(map(datetime.timestamp, stamps), dtype=np.float64, count=n)
+    except ValueError:
+        # Slow path, only for files with problems: find and explain each bad stamp.
+        parsed = [_parse_one_time(c) for c in cells]
+        bad = np.fromiter((isinstance(s, str) for s in parsed), dtype=bool, count=n)
+        for i in np.flatnonzero(bad)[: MAX_PROBLEMS + 1].tolist():
+            problems.cell(line_no[i], col, "time", str(parsed[i]))
+        ts = np.fromiter(
+            (0.0 if isinstance(s, str) else s.timestamp() for s in parsed),
+            dtype=np.float64,
+            count=n,
+        )
+    us = np.round(ts * 1e6).astype(np.int64)
+    if bad[0] or bad[1]:
+        return None, None  # no step to check against; the parse problems say why
+    step = int(us[1] - us[0])
+    if step < MIN_STEP_S * 1e6:
+        why = (
+            "is not after the previous row (times must increase)"
+            if step <= 0
+            else f"is only {step / 1e6:g} s after the previous row; the step must be >= 1 s"
+        )
+        problems.cell(line_no[1], col, "time", f"time {cells[1].strip()!r} {why}")
+        return None, None
+    diffs = np.diff(us)
+    wrong = (diffs != step) & ~bad[1:] & ~bad[:-1]
+    for k in np.flatnonzero(wrong)[: MAX_PROBLEMS + 1].tolist():
+        i = k + 1
+        d = int(diffs[k])
+        if d <= 0:
+            why = "is not after the previous row (times must increase)"
+        elif d > step and d % step == 0:
+            why = f"follows the previous row by {d / 1e6:g} s: {d // step - 1} step(s) missing"
+        else:
+            why = f"follows the previous row by {d / 1e6:g} s, the step is {step / 1e6:g} s"
+        problems.cell(line_no[i], col, "time", f"time {cells[i].strip()!r} {why}")
+    return us, step
+
+
+def _parse_numbers(
+    cells: Sequence[str], name: str, line_no: Sequence[int], col: int, problems: Problems
+) -> FloatArray:
+    """One number column, converted by numpy; a cell-by-cell pass only to name bad cells."""
+    empty = np.zeros(len(cells), dtype=bool)
+    if name in EMPTY_IS_NAN:
+        empty = np.fromiter((not c.strip() for c in cells), dtype=bool, count=len(cells))
+        if empty.any():
+            cells = ["0" if e else c for c, e in zip(cells, empty.tolist(), strict=True)]
+    try:
+        values = np.array(cells, dtype=np.float64)
+    except ValueError:
+        values = np.empty(len(cells), dtype=np.float64)
+        reported = 0
+        for i, cell in enumerate(cells):
+            try:
+                values[i] = float(cell)
+            except ValueError:
+                values[i] = 0.0
+                if reported <= MAX_PROBLEMS:
+                    what = "empty cell" if not cell.strip() else f"not a number: {cell.strip()!r}"
+                    problems.cell(line_no[i], col, name, what)
+                    reported += 1
+    nonfinite = ~np.isfinite(values)
+    for i in np.flatnonzero(nonfinite)[: MAX_PROBLEMS + 1].tolist():
+        problems.cell(line_no[i], col, name, f"not a finite number: {cells[i].strip()!r}")
+    if name in NON_NEGATIVE:
+        negative = values < 0
+        for i in np.flatnonzero(negative)[: MAX_PROBLEMS + 1].tolist():
+            problems.cell(line_no[i], col, name, f"must not be negative (is {values[i]:g})")
+    values[empty] = np.nan
+    return values

@@ -1,0 +1,156 @@
+"""The whole plant behind the meter: PV, house load, battery, grid, tank, backup, miners.
+
+Used by `hearth sim` now and by the HIL rig (which puts Modbus and miner APIs in front of
+it) later. Two calls per step:
+
+- `measure(now, pv, load)`: what the meters and miners read at the start of a step: the
+  step's PV and load (they changed at `now`) against the miners as they were.
+- `step(commands, dt, pv, load, heat_demand)`: apply the commands and integrate over the
+  step. Flows are step averages; SoC and tank temperature are end-of-step states.
+
+Sign conventions are the project's: grid import +, battery charge +. PV above what the
+house, miners, battery and export limit can take is curtailed by the inverter. Energy
+balances exactly in every step: pv + grid = load + miners + battery.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+from controller.config.models import SiteConfig
+from controller.control.types import Commands, Measurements, Reading
+from hil.plant.battery import BatteryModel
+from hil.plant.miners import MinerModel
+from hil.plant.tank import TankModel
+
+
+class StepFlows(NamedTuple):
+    pv_w: float  # PV used (after curtailment)
+    curtailed_w: float
+    load_w: float
+    miner_w: float
+    battery_w: float
+    soc_pct: float  # end of step, nan without battery
+    grid_w: float
+    tank_c: float  # end of step, nan without tank
+    heat_to_tank_w: float
+    heat_demand_w: float
+    heat_from_tank_w: float
+    backup_heat_w: float
+    terahashes: float
+    miner_energy_j: tuple[float, ...]  # per miner, config order
+    starts: tuple[int, ...]  # per miner, config order
+
+
+class Plant:
+    def __init__(self, cfg: SiteConfig) -> None:
+        self.cfg = cfg
+        self.miners = [MinerModel(m) for m in cfg.miners]
+        self._miner_index = {m.name: i for i, m in enumerate(cfg.miners)}
+        self.battery = BatteryModel(cfg.battery) if cfg.battery is not None else None
+        self.tank = TankModel(cfg.tank) if cfg.tank is not None else None
+        self._heat_fraction = cfg.tank.miner_heat_fraction if cfg.tank is not None else 0.0
+        self._heats_tank = [m.heats_tank for m in cfg.miners]
+        self.export_limit_w = cfg.site.grid_export_limit_w
+        self.meter_frozen = False  # fault injection: meter keeps its last timestamp
+        self._last_meter_at = -math.inf
+
+    def _balance(self, pv_w: float, load_w: float, miner_w: float, dt_s: float
+                 ) -> tuple[float, float, float]:
+        """(pv used, battery, grid) for a held pv/load/miner over dt (dt = 0: instantaneous)."""
+        net = pv_w - load_w - miner_w
+        bat = self.battery.response_w(net, dt_s) if self.battery is not None else 0.0
+        export = net - bat
+        pv_used = pv_w
+        if export > self.export_limit_w:
+            pv_used = pv_w - (export - self.export_limit_w)
+        grid = load_w + miner_w + bat - pv_used
+        return pv_used, bat, grid
+
+    def measure(
+        self,
+        now_s: float,
+        pv_w: float,
+        load_w: float,
+        import_price_per_kwh: float | None = None,
+        export_price_per_kwh: float | None = None,
+        dr_limit_w: float | None = None,
+    ) -> Measurements:
+        """Meter and miner readings at `now`; prices and DR cap are passed through as the
+        signals of the same snapshot (they come from a feed, not from the plant)."""
+        miner_w = sum(mm.power_w for mm in self.miners)
+        pv_used, bat, grid = self._balance(pv_w, load_w, miner_w, 0.0)
+        if not self.meter_frozen:
+            self._last_meter_at = now_s
+        return Measurements(
+            grid_power_w=Reading(grid, self._last_meter_at),
+            pv_power_w=Reading(pv_used, now_s),
+            battery_power_w=Reading(bat, now_s) if self.battery is not None else None,
+            soc_pct=Reading(self.battery.soc_pct, now_s) if self.battery is not None else None,
+            tank_temp_c=Reading(self.tank.temp_c, now_s) if self.tank is not None else None,
+            miners={m.cfg.name: m.reading(now_s) for m in self.miners},
+            import_price_per_kwh=import_price_per_kwh,
+            export_price_per_kwh=export_price_per_kwh,
+            dr_limit_w=dr_limit_w,
+        )
+
+    def step(
+        self,
+        commands: Commands | None,
+        dt_s: float,
+        pv_w: float,
+        load_w: float,
+        heat_demand_w: float,
+    ) -> StepFlows:
+        starts = [0] * len(self.miners)
+        if commands is not None:
+            for cmd in commands.miners:
+                i = self._miner_index[cmd.name]
+                starts[i] = self.miners[i].apply(cmd)
+        energies: list[float] = []
+        th = 0.0
+        tank_heat_j = 0.0
+        for mm, to_tank in zip(self.miners, self._heats_tank, strict=True):
+            e, h = mm.advance(dt_s)
+            energies.append(e)
+            th += h
+            if to_tank:
+                tank_heat_j += e
+        miner_w = sum(energies) / dt_s
+        pv_used, bat, grid = self._balance(pv_w, load_w, miner_w, dt_s)
+        soc = math.nan
+        if self.battery is not None:
+            self.battery.advance(bat, dt_s)
+            soc = self.battery.soc_pct
+        heat_in = tank_heat_j / dt_s * self._heat_fraction
+        if self.tank is not None:
+            from_tank, backup = self.tank.advance(heat_in, heat_demand_w, dt_s)
+            tank_c = self.tank.temp_c
+        else:
+            from_tank, backup, tank_c = 0.0, heat_demand_w, math.nan
+        return StepFlows(
+            pv_w=pv_used, curtailed_w=pv_w - pv_used, load_w=load_w, miner_w=miner_w,
+            battery_w=bat, soc_pct=soc, grid_w=grid, tank_c=tank_c, heat_to_tank_w=heat_in,
+            heat_demand_w=heat_demand_w, heat_from_tank_w=from_tank, backup_heat_w=backup,
+            terahashes=th, miner_energy_j=tuple(energies), starts=tuple(starts),
+        )
+
+
+def surplus_without_miners(cfg: SiteConfig, pv_w: list[float], load_w: list[float],
+                           step_s: float) -> list[float]:
+    """What would be exported or curtailed each step if the site had no miners.
+
+    The counterfactual behind "surplus" and "surplus capture": the same battery, the same
+    export limit, no miners (the tank does not matter for it, so it is left out).
+    """
+    battery = BatteryModel(cfg.battery) if cfg.battery is not None else None
+    out = []
+    for pv, load in zip(pv_w, load_w, strict=True):
+        net = pv - load
+        bat = 0.0
+        if battery is not None:
+            bat = battery.response_w(net, step_s)
+            battery.advance(bat, step_s)
+        out.append(max(net - bat, 0.0))
+    return out

@@ -1,0 +1,63 @@
+"""Helpers for tests: site variants and synthetic traces built in memory."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from controller.config import SiteConfig, parse_site
+from controller.trace.reader import Trace
+
+ROOT = Path(__file__).resolve().parent.parent
+HOUSE = ROOT / "hil" / "sites" / "house-10kwp.toml"
+FARM = ROOT / "hil" / "sites" / "farm-30kwp.toml"
+
+
+def site_dict(path: Path = HOUSE) -> dict[str, Any]:
+    with path.open("rb") as f:
+        return tomllib.load(f)
+
+
+def site(path: Path = HOUSE, **patch: Any) -> SiteConfig:
+    """Load an example site, replacing whole top-level sections (None removes one)."""
+    d = site_dict(path)
+    for k, v in patch.items():
+        if v is None:
+            d.pop(k, None)
+        else:
+            d[k] = v
+    return parse_site(d, str(path))
+
+
+def trace(
+    pv_w: Any,
+    load_w: Any,
+    step_s: float = 1.0,
+    heat_demand_w: Any = 0.0,
+    dr_limit_w: Any = np.nan,
+    import_price: float = 0.3,
+    export_price: float = 0.05,
+    start_s: float = 1_700_000_000.0,
+) -> Trace:
+    pv = np.asarray(pv_w, dtype=np.float64)
+    n = len(pv)
+
+    def col(x: Any) -> np.ndarray:
+        return np.broadcast_to(np.asarray(x, dtype=np.float64), (n,)).copy()
+
+    return Trace(
+        time_s=start_s + np.arange(n, dtype=np.float64) * step_s,
+        pv_w=pv,
+        load_w=col(load_w),
+        heat_demand_w=col(heat_demand_w),
+        outdoor_c=col(np.nan),
+        import_price=col(import_price),
+        export_price=col(export_price),
+        hashprice=col(np.nan),
+        dr_limit_w=col(dr_limit_w),
+        step_s=step_s,
+        source="synthetic",
+    )

@@ -1,0 +1,110 @@
+"""Allocator: efficiency order, ranges, steps, hysteresis, min on/off, hard shedding."""
+
+from __future__ import annotations
+
+import math
+
+import simkit
+
+from controller.config.models import MinerConfig
+from controller.control.allocator import Allocator, Budgets
+
+
+def _miner(name: str, lo: float, hi: float, jth: float, **kw: object) -> MinerConfig:
+    base: dict[str, object] = {
+        "name": name, "kind": "test", "actuation": "power_target", "min_power_w": lo,
+        "max_power_w": hi, "efficiency": [{"power_w": hi, "j_per_th": jth}],
+        "min_on_s": 300, "min_off_s": 300, "ramp_w_per_s": 10, "heats_tank": False,
+        "target_resolution_w": 0,
+    }
+    base.update(kw)
+    return MinerConfig.model_validate(base)
+
+
+def _b(total: float, cap: float = math.inf, avail: float | None = None) -> Budgets:
+    return Budgets(available_w=total if avail is None else avail, target_w=total,
+                   tank_target_w=math.inf, hard_cap_w=cap, hard_tank_cap_w=math.inf)
+
+
+def _alloc(*miners: MinerConfig, delay: float = 0.0) -> Allocator:
+    return Allocator(list(miners), on_hysteresis_w=50, on_delay_s=delay, off_delay_s=delay)
+
+
+def _targets(a: Allocator, b: Budgets, now: float, actual: dict[str, float] | None = None
+             ) -> dict[str, float]:
+    out = a.allocate(b, actual or {}, now, deadline_s=1.0)
+    return {c.name: c.power_target_w for c in out.commands if c.run}
+
+
+def test_most_efficient_first_each_within_its_range() -> None:
+    a = _alloc(_miner("old", 600, 1400, 98), _miner("new", 10, 20, 17))
+    assert _targets(a, _b(1000), 0) == {"new": 20, "old": 980}
+    # Too little for the old one's minimum (plus hysteresis): only the efficient one runs.
+    b = _alloc(_miner("old", 600, 1400, 98), _miner("new", 10, 20, 17))
+    assert _targets(b, _b(640), 0) == {"new": 20}
+
+
+def test_profiles_round_down_to_a_level_and_relays_are_all_or_nothing() -> None:
+    prof = _miner("avalon", 400, 1200, 40, actuation="profiles", profiles_w=[400, 800, 1200])
+    relay = _miner("s19", 3000, 3000, 30, actuation="relay")
+    a = _alloc(prof, relay)
+    assert _targets(a, _b(1100), 0) == {"avalon": 800}
+    assert _targets(a, _b(4500), 400) == {"s19": 3000, "avalon": 1200}
+
+
+def test_on_delay_and_hysteresis() -> None:
+    a = _alloc(_miner("m", 600, 1400, 80), delay=60)
+    assert _targets(a, _b(700), 0) == {}
+    assert _targets(a, _b(700), 30) == {}
+    assert _targets(a, _b(620), 45) == {}  # below min + hysteresis: the timer restarts
+    assert _targets(a, _b(700), 50) == {}
+    assert _targets(a, _b(700), 109) == {}
+    assert _targets(a, _b(700), 110) == {"m": 700}
+
+
+def test_min_on_time_holds_minimum_power_then_off_delay() -> None:
+    a = _alloc(_miner("m", 600, 1400, 80, min_on_s=300), delay=60)
+    _targets(a, _b(1000), 0)
+    assert _targets(a, _b(1000), 60) == {"m": 1000}
+    # Power falls away: it stays at its minimum until min_on and the off delay have passed.
+    assert _targets(a, _b(100), 70) == {"m": 600}
+    assert _targets(a, _b(100), 300) == {"m": 600}
+    assert _targets(a, _b(100), 360) == {}
+    # And it may not restart before min_off_s.
+    assert _targets(a, _b(1000), 400) == {}
+    assert _targets(a, _b(1000), 659) == {}
+    assert _targets(a, _b(1000), 720) == {"m": 1000}
+
+
+def test_hard_cap_sheds_at_once_overriding_min_on() -> None:
+    a = _alloc(_miner("slow", 600, 1400, 80, ramp_w_per_s=10),
+               _miner("fast", 10, 20, 17))
+    _targets(a, _b(1420), 0)
+    # A DR cap of 500 W arrives: the S9-class miner cannot ramp 900 W in one tick, and its
+    # minimum is above the cap anyway, so it is paused; the efficient small one keeps going.
+    out = a.allocate(_b(1420, cap=500), {"slow": 1400, "fast": 20}, 10, deadline_s=1.0)
+    run = {c.name: c for c in out.commands}
+    assert not run["slow"].run and run["fast"].run
+    assert out.forced_off == ("slow",)
+
+
+def test_hard_cap_within_ramp_reach_is_a_target_change_not_a_stop() -> None:
+    a = _alloc(_miner("m", 600, 1400, 80, ramp_w_per_s=100))
+    _targets(a, _b(1400), 0)
+    out = a.allocate(_b(1400, cap=1350), {"m": 1400}, 10, deadline_s=1.0)
+    assert out.forced_off == ()
+    assert out.commands[0].power_target_w == 1350
+
+
+def test_small_changes_are_not_sent() -> None:
+    a = _alloc(_miner("m", 600, 1400, 80, target_resolution_w=10))
+    assert _targets(a, _b(1000), 0) == {"m": 1000}
+    assert _targets(a, _b(1006), 1) == {"m": 1000}  # +6 W: keep, no flash write
+    assert _targets(a, _b(995), 2) == {"m": 995}  # lower: always follow a tighter budget
+    assert _targets(a, _b(1010), 3) == {"m": 1010}
+
+
+def test_example_sites_order_by_efficiency() -> None:
+    cfg = simkit.site(simkit.FARM)
+    a = Allocator(cfg.miners, 50, 0, 0)
+    assert [m.name for m in a.miners] == ["s19", "s9"]

@@ -417,8 +417,11 @@ class SiteConfig(_Strict):
                 )
         if self.control.mode is Mode.HEATING and self.tank is None:
             raise ValueError("control.mode = 'heating' needs a [tank] section")
-        if self.control.mode is Mode.ISLAND and self.battery is None:
-            raise ValueError("control.mode = 'island' needs a [battery] section")
+        if self.control.mode is Mode.ISLAND:
+            # Off-grid needs PV-available estimation and load protection the control core
+            # does not have yet; refuse rather than run it as if the grid were there.
+            raise ValueError("control.mode = 'island' is not supported yet (planned with the "
+                             "supervisor); use 'grid' or 'heating'")
         return self
 
     @property

@@ -109,3 +109,9 @@ def test_console_script_is_installed() -> None:
     r = subprocess.run([str(exe), "config", "check", str(simkit.HOUSE)],
                        capture_output=True, text=True, check=False)
     assert r.returncode == 0, r.stderr
+
+
+def test_island_mode_is_refused_until_it_exists() -> None:
+    d = simkit.site_dict()
+    d["control"]["mode"] = "island"
+    assert "not supported yet" in _errors(d)["(top level)"]

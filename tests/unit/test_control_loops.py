@@ -9,6 +9,7 @@ import pytest
 import simkit
 from simple_pid import PID
 
+from controller.config import parse_site
 from controller.control import loops
 from controller.control.controller import Controller
 from controller.control.types import Measurements, Reading
@@ -148,3 +149,24 @@ def test_grid_loop_gain_is_capped_for_long_ticks() -> None:
     loop = loops.GridLoop(simkit.site().control.grid_pid, -50.0, 5000.0)
     out = loop.update(process_w=-1050.0, actual_miner_w=0.0, dt_s=60.0)
     assert 0 < out <= 1000.0
+
+
+def test_heating_mode_buys_power_for_the_tank_within_the_import_cap() -> None:
+    """Heating mode, a cold winter night, no PV: the tank loop leads and the miners run
+    from the grid; the import limit still binds when the house load spikes."""
+    d = simkit.site_dict()
+    d["control"]["mode"] = "heating"
+    d["site"].update(grid_import_limit_w=4000, main_fuse_a=25)
+    del d["battery"]
+    cfg = parse_site(d)
+    n = 3600
+    load = np.where((np.arange(n) > 1800) & (np.arange(n) < 2400), 3500.0, 400.0)
+    tr = simkit.trace(np.zeros(n), load, step_s=1.0, heat_demand_w=1500.0)
+    r = simulate(cfg, tr, "hearth", progress=False)
+    c = r.columns
+    assert np.mean(c["miner_w"][600:1800]) > 1000  # mining for heat with no PV at all
+    assert np.all(c["miner_from_grid_w"][600:1800] > 0)
+    spike = slice(1800 + 5, 2400)
+    limit = cfg.site.import_limit_w - cfg.control.import_headroom_w
+    assert np.all(c["miner_target_w"][spike] <= limit - 3500.0 + 1)
+    assert "import_limit" in r.limiter[1800:2400]

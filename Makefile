@@ -18,10 +18,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) system-deps
 
-# Debian packages the test suite needs (the MQTT tests start their own Mosquitto).
+# Debian packages the test suite needs: Mosquitto (MQTT tests start their own broker),
+# socat (Modbus RTU over a pty pair), openssl (TLS test certificates).
 system-deps:
 	@missing=""; \
 	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
+	command -v socat >/dev/null 2>&1 || missing="$$missing socat"; \
+	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

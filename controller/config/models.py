@@ -12,13 +12,13 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-
-class _Strict(BaseModel):
-    """Unknown keys are errors: a typo in a site file must not be silently ignored."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from controller.config.base import Strict
+from controller.config.devices import DeviceConfig
+from controller.config.ledger import LedgerSection
+from controller.config.mqtt import MqttSection
+from controller.config.satellite import SatelliteSection
 
 
 def _earlier(info: ValidationInfo, name: str) -> Any:
@@ -30,7 +30,7 @@ Watts = Annotated[float, Field(ge=0)]
 Percent = Annotated[float, Field(ge=0, le=100)]
 
 
-class SiteSection(_Strict):
+class SiteSection(Strict):
     id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")] = Field(
         description="Site id used in MQTT topics (hearth/<id>/...): lowercase, digits, - and _"
     )
@@ -59,7 +59,7 @@ class SiteSection(_Strict):
         return min(self.grid_import_limit_w, self.main_fuse_limit_w)
 
 
-class PvSection(_Strict):
+class PvSection(Strict):
     peak_w: Annotated[float, Field(gt=0)] = Field(description="Array peak power at STC (Wp)")
     inverter_max_w: Annotated[float, Field(gt=0)] = Field(description="Inverter AC limit (W)")
     tilt_deg: Annotated[float, Field(ge=0, le=90)] = 30.0
@@ -71,7 +71,7 @@ class PvSection(_Strict):
     system_losses_pct: Annotated[float, Field(ge=0, lt=100)] = 14.0
 
 
-class BatterySection(_Strict):
+class BatterySection(Strict):
     capacity_kwh: Annotated[float, Field(gt=0)]
     max_charge_w: Annotated[float, Field(gt=0)]
     max_discharge_w: Annotated[float, Field(gt=0)]
@@ -131,7 +131,7 @@ class BatterySection(_Strict):
         return v
 
 
-class TankSection(_Strict):
+class TankSection(Strict):
     volume_l: Annotated[float, Field(gt=0, le=100_000)]
     target_c: Annotated[float, Field(ge=5, le=95)]
     min_c: Annotated[float, Field(ge=0, le=95)] = Field(
@@ -187,12 +187,12 @@ class Actuation(StrEnum):
     RELAY = "relay"  # on/off only, through a smart plug or contactor
 
 
-class EfficiencyPoint(_Strict):
+class EfficiencyPoint(Strict):
     power_w: Annotated[float, Field(gt=0)]
     j_per_th: Annotated[float, Field(gt=0)]
 
 
-class MinerConfig(_Strict):
+class MinerConfig(Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")]
     kind: str = Field(description="Model / firmware, e.g. 'antminer-s9-braiins', 'bitaxe-gamma'")
     actuation: Actuation
@@ -297,14 +297,14 @@ class MinerConfig(_Strict):
         return min(p.j_per_th for p in self.efficiency)
 
 
-class TariffSection(_Strict):
+class TariffSection(Strict):
     """Defaults used when a trace carries no price columns."""
 
     import_price_per_kwh: Decimal = Decimal("0.30")
     export_price_per_kwh: Decimal = Decimal("0.05")
 
 
-class BitcoinSection(_Strict):
+class BitcoinSection(Strict):
     """Hashprice defaults: expected sats = hashes / (difficulty * 2^32) * (subsidy + fees)."""
 
     network_difficulty: Annotated[float, Field(gt=0)] = 1.1e14
@@ -322,7 +322,7 @@ class BitcoinSection(_Strict):
         return 1e12 / (self.network_difficulty * 2**32) * reward_sats * after_fee
 
 
-class BackupHeatSection(_Strict):
+class BackupHeatSection(Strict):
     """What would heat the building without the miners; values the heat they deliver."""
 
     kind: Literal["gas_boiler", "heat_pump", "resistive"] = "gas_boiler"
@@ -334,7 +334,7 @@ class BackupHeatSection(_Strict):
     )
 
 
-class PidTuning(_Strict):
+class PidTuning(Strict):
     kp: float = 0.5
     ki: float = 0.2
     kd: float = 0.0
@@ -346,7 +346,7 @@ class Mode(StrEnum):
     HEATING = "heating"  # tank first
 
 
-class ControlSection(_Strict):
+class ControlSection(Strict):
     mode: Mode = Mode.GRID
     tick_s: Annotated[float, Field(gt=0, le=60)] = 1.0
     export_margin_w: Watts = Field(
@@ -378,12 +378,7 @@ class ControlSection(_Strict):
     battery_soc_hysteresis_pct: Annotated[float, Field(ge=0, le=20)] = 2.0
 
 
-class SatelliteSection(_Strict):
-    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
-    heartbeat_timeout_s: Annotated[float, Field(gt=0)] = 30.0
-
-
-class SiteConfig(_Strict):
+class SiteConfig(Strict):
     """A whole site. Battery, tank and satellite are optional."""
 
     site: SiteSection
@@ -391,6 +386,11 @@ class SiteConfig(_Strict):
     battery: BatterySection | None = None
     tank: TankSection | None = None
     satellite: SatelliteSection | None = None
+    devices: list[DeviceConfig] = Field(
+        default_factory=list, description="Modbus devices: grid meter, inverter, battery"
+    )
+    mqtt: MqttSection | None = None
+    ledger: LedgerSection = LedgerSection()
     miners: list[MinerConfig] = Field(min_length=1)
     tariffs: TariffSection = TariffSection()
     bitcoin: BitcoinSection = BitcoinSection()

@@ -1,0 +1,11 @@
+"""The base of every config model: unknown keys are errors, values are immutable."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Strict(BaseModel):
+    """A typo in a site file must not be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)

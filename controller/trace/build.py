@@ -63,7 +63,14 @@ import numpy.typing as npt
 from controller.config.models import SiteConfig
 from controller.errors import InputError, Problem
 from controller.trace import pvmodel
-from controller.trace.reader import MAX_PROBLEMS, Problems, iso_utc, read_text_file, split_csv
+from controller.trace.reader import (
+    KNOWN_COLUMNS,
+    MAX_PROBLEMS,
+    Problems,
+    iso_utc,
+    read_text_file,
+    split_csv,
+)
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -87,16 +94,8 @@ HALVINGS: tuple[tuple[date, Decimal], ...] = (
 )
 """Block subsidy from each halving date (UTC) on; the next halving is not in our data."""
 
-OUTPUT_COLUMNS = (
-    "time",
-    "pv_w",
-    "load_w",
-    "heat_demand_w",
-    "outdoor_c",
-    "import_price",
-    "export_price",
-    "hashprice",
-)
+# Every contract column but the DR cap (there is no real demand-response data to build from).
+OUTPUT_COLUMNS = tuple(c for c in KNOWN_COLUMNS if c != "dr_limit_w")
 DECIMALS = {
     "pv_w": 1,
     "load_w": 1,

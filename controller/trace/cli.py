@@ -2,14 +2,12 @@
 
 `register(subparsers)` adds the `trace` command group to the main `hearth` parser. Each
 sub-command stores its handler as ``func`` (``args.func(args) -> int``). Handlers let
-`InputError` propagate: the main CLI prints it and picks the exit code. `main()` runs the
-group on its own (``python -m controller.trace.cli``) for use before it is wired in.
+`InputError` propagate: the main CLI prints it and picks the exit code.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from datetime import date
 from pathlib import Path
 
@@ -232,20 +230,3 @@ def cmd_check(args: argparse.Namespace) -> int:
     trace = read_trace(args.trace, cfg)
     print("\n".join(summarise(trace, cfg.site.currency)))
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Standalone entry point: ``python -m controller.trace.cli trace build ...``."""
-    parser = argparse.ArgumentParser(prog="hearth")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        code: int = args.func(args)
-    except InputError as err:
-        print(err.render(), file=sys.stderr)
-        return 2
-    return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

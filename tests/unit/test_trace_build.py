@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from controller import cli
 from controller.config.load import load_site
 from controller.config.models import SiteConfig
 from controller.errors import InputError
-from controller.trace import cli
 from controller.trace.build import (
     BuildOptions,
     Series,

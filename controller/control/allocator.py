@@ -12,7 +12,7 @@ within one tick. Every on/off decision is stamped so minimum on/off times can be
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from controller.config.models import Actuation, MinerConfig
@@ -71,12 +71,40 @@ class Allocator:
         self.on_delay_s = on_delay_s
         self.off_delay_s = off_delay_s
 
+    # -- manual ---------------------------------------------------------------------------
+
+    def _take_manual(self, b: Budgets, manual_w: Mapping[str, float], now: float) -> Budgets:
+        """Switch pinned miners as asked (respecting min on/off) and remove their power
+        from the automatic budgets."""
+        used = used_tank = 0.0
+        for name, w in manual_w.items():
+            m = self._by_name.get(name)
+            if m is None:
+                continue
+            st = self.state[name]
+            want = w > 0
+            held = m.min_on_s if st.running else m.min_off_s
+            if want != st.running and now - st.switched_at_s >= held:
+                self._switch(st, want, now)
+            if st.running:
+                used += w
+                used_tank += w if m.heats_tank else 0.0
+        return Budgets(
+            available_w=b.available_w - used,
+            target_w=b.target_w - used,
+            tank_target_w=b.tank_target_w - used_tank,
+            hard_cap_w=b.hard_cap_w,
+            hard_tank_cap_w=b.hard_tank_cap_w,
+        )
+
     # -- on/off ---------------------------------------------------------------------------
 
-    def _decide_running(self, b: Budgets, now: float) -> None:
+    def _decide_running(self, b: Budgets, now: float, pinned: Collection[str]) -> None:
         total_left = min(b.available_w, b.hard_cap_w)
         tank_left = min(b.tank_target_w, b.hard_tank_cap_w)
         for m in self.miners:
+            if m.name in pinned:
+                continue
             st = self.state[m.name]
             room = min(total_left, tank_left) if m.heats_tank else total_left
             if st.running:
@@ -118,11 +146,14 @@ class Allocator:
 
     # -- targets --------------------------------------------------------------------------
 
-    def _spread(self, b: Budgets) -> dict[str, float]:
+    def _spread(self, b: Budgets, pinned: Mapping[str, float]) -> dict[str, float]:
         total_left = min(b.target_w, b.hard_cap_w)
         tank_left = min(b.tank_target_w, b.hard_tank_cap_w)
         out: dict[str, float] = {}
         for m in self.miners:
+            if m.name in pinned:
+                out[m.name] = pinned[m.name] if self.state[m.name].running else 0.0
+                continue
             if not self.state[m.name].running:
                 out[m.name] = 0.0
                 continue
@@ -181,10 +212,18 @@ class Allocator:
         actual_w: Mapping[str, float],
         now: float,
         deadline_s: float,
+        manual_w: Mapping[str, float] | None = None,
     ) -> Allocation:
-        """One tick. `actual_w`: measured power per miner (missing = assume its target)."""
-        self._decide_running(b, now)
-        targets = self._spread(b)
+        """One tick. `actual_w`: measured power per miner (missing = assume its target).
+
+        `manual_w` pins miners to a power (0 = off) for commissioning: they leave the
+        automatic split but are still subject to the hard caps (and shed first).
+        """
+        pinned: Mapping[str, float] = manual_w or {}
+        if pinned:
+            b = self._take_manual(b, pinned, now)
+        self._decide_running(b, now, pinned)
+        targets = self._spread(b, pinned)
         forced: list[str] = []
         tank_members = [m for m in self.miners if m.heats_tank]
         self._shed(targets, actual_w, b.hard_tank_cap_w, tank_members, deadline_s, now, forced)

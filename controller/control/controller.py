@@ -22,6 +22,7 @@ from controller.config.models import Mode, SiteConfig
 from controller.control.allocator import Allocator, Budgets
 from controller.control.battery import BatteryArbiter
 from controller.control.loops import GridLoop, TankLoop
+from controller.control.overrides import NO_OVERRIDES, Overrides
 from controller.control.types import Commands, Measurements, Reading, Trip
 
 
@@ -77,8 +78,9 @@ class Controller:
         self._last_now: float | None = None
         self.debug: StepDebug | None = None
 
-    def step(self, m: Measurements, now: float) -> Commands:
+    def step(self, m: Measurements, now: float, o: Overrides = NO_OVERRIDES) -> Commands:
         cfg, c = self.cfg, self.cfg.control
+        mode = o.mode if o.mode is not None else c.mode
         last = self._last_now
         dt = self.tick_s if last is None or now <= last else now - last
         self._last_now = now
@@ -119,14 +121,20 @@ class Controller:
                     f"(import limit {self._import_limit_w:.0f} W − headroom): shedding",
                 ))
             process_w = grid_w
-        if m.dr_limit_w is not None:
-            caps.append((m.dr_limit_w, "dr_cap"))
-            if actual_total > m.dr_limit_w + 1.0:
+        dr_cap = m.dr_limit_w
+        if o.dr_cap_w is not None:
+            dr_cap = o.dr_cap_w if dr_cap is None else min(dr_cap, o.dr_cap_w)
+        if dr_cap is not None:
+            caps.append((dr_cap, "dr_cap"))
+            if actual_total > dr_cap + 1.0:
                 trips.append(Trip(
                     "dr_cap",
-                    f"demand-response cap {m.dr_limit_w:.0f} W below miner power "
+                    f"demand-response cap {dr_cap:.0f} W below miner power "
                     f"{actual_total:.0f} W: shedding",
                 ))
+        if o.hold_reason is not None:
+            caps.append((0.0, "hold"))
+            trips.append(Trip("hold", f"miners held off: {o.hold_reason}"))
 
         policy = "none"
         if self.battery is not None:
@@ -179,13 +187,17 @@ class Controller:
                 # the ceiling before the next reading (losses only help, demand ignored).
                 per_tick_j = (ceiling - t.value) * self._tank_j_per_k
                 hard_tank_cap = per_tick_j / (dt if dt > self.tick_s else self.tick_s)
+                if o.tank_target_c is not None:
+                    self.tank_loop.setpoint_c = min(o.tank_target_c, ceiling)
+                else:
+                    self.tank_loop.setpoint_c = tank.target_c
                 tank_loop_w = self.tank_loop.update(t.value, dt)
 
         # 2-3. Loops and selector.
         if not meter_ok:
             grid_loop_w = 0.0
             available = 0.0
-        elif c.mode is Mode.HEATING:
+        elif mode is Mode.HEATING:
             # Tank first: the grid loop steps aside; the import cap still binds.
             grid_loop_w = self.capacity_w
             available = self.capacity_w
@@ -200,7 +212,7 @@ class Controller:
             hard_cap_w=hard_cap,
             hard_tank_cap_w=hard_tank_cap,
         )
-        alloc = self.allocator.allocate(budgets, actual, now, self.tick_s)
+        alloc = self.allocator.allocate(budgets, actual, now, self.tick_s, o.manual_w)
         applied_tank = sum(cmd.power_target_w for cmd in alloc.commands if cmd.name in
                            self._tank_miners)
         tank_binding = tank_loop_w < min(grid_loop_w, hard_cap, hard_tank_cap)
@@ -219,4 +231,4 @@ class Controller:
             available_w=available, hard_cap_w=hard_cap, hard_tank_cap_w=hard_tank_cap,
             actual_w=actual_total, battery_policy=policy, limiter=limiter,
         )
-        return Commands(alloc.commands, total, c.mode.value, limiter, tuple(trips))
+        return Commands(alloc.commands, total, mode.value, limiter, tuple(trips))

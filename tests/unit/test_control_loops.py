@@ -12,6 +12,7 @@ from simple_pid import PID
 from controller.config import parse_site
 from controller.control import loops
 from controller.control.controller import Controller
+from controller.control.overrides import NO_OVERRIDES, Overrides
 from controller.control.types import Measurements, Reading
 from controller.sim.runner import simulate
 from hil.plant import Plant
@@ -37,12 +38,10 @@ def _windup_run() -> dict[str, Any]:
     ctrl = Controller(cfg)
     pv, load, heat = 500.0 + SURPLUS_W, 500.0, 700.0
     out: dict[str, Any] = {"grid_w": [], "miner_w": [], "tank_c": [], "limiter": []}
+    raised = Overrides(tank_target_c=65.0)  # what an MQTT/HMI "tank target" command gives
     for t in range(HOLD_S + 1800):
         now = 1000.0 + t
-        if t == HOLD_S:
-            assert ctrl.tank_loop is not None
-            ctrl.tank_loop.setpoint_c = 65.0
-        cmds = ctrl.step(plant.measure(now, pv, load), now)
+        cmds = ctrl.step(plant.measure(now, pv, load), now, raised if t >= HOLD_S else NO_OVERRIDES)
         f = plant.step(cmds, 1.0, pv, load, heat)
         out["grid_w"].append(f.grid_w)
         out["miner_w"].append(f.miner_w)

@@ -1,0 +1,29 @@
+"""What people and the service ask of the controller, as an input to `step()`.
+
+Commands from MQTT or the HMI (mode, pause all, manual miner power, tank target, DR cap)
+and the service's own holds (start-up delay, shutdown) are not measurements, but they are
+inputs all the same: the service keeps one `Overrides` value and passes it to every step,
+so the core stays pure and a test can replay any sequence of commands. Hard limits still
+win over every override.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import NamedTuple
+
+from controller.config.models import Mode
+
+_NONE: Mapping[str, float] = MappingProxyType({})
+
+
+class Overrides(NamedTuple):
+    hold_reason: str | None = None  # set: every miner is held off (start delay, pause all)
+    dr_cap_w: float | None = None  # a cap on total miner power from a DR command
+    tank_target_c: float | None = None  # replaces the configured tank target
+    mode: Mode | None = None  # replaces the configured mode
+    manual_w: Mapping[str, float] = _NONE  # miner -> fixed power (0 = keep off), commissioning
+
+
+NO_OVERRIDES = Overrides()

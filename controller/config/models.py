@@ -19,6 +19,7 @@ from controller.config.devices import DeviceConfig
 from controller.config.ledger import LedgerSection
 from controller.config.mqtt import MqttSection
 from controller.config.satellite import SatelliteSection
+from controller.config.service import ServiceSection
 
 
 def _earlier(info: ValidationInfo, name: str) -> Any:
@@ -391,6 +392,7 @@ class SiteConfig(Strict):
     )
     mqtt: MqttSection | None = None
     ledger: LedgerSection = LedgerSection()
+    service: ServiceSection = ServiceSection()
     miners: list[MinerConfig] = Field(min_length=1)
     tariffs: TariffSection = TariffSection()
     bitcoin: BitcoinSection = BitcoinSection()

@@ -1,0 +1,1 @@
+"""The real-time service (`hearth run`): tick loop, ports to devices/miners/publishers."""

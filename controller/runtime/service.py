@@ -1,0 +1,240 @@
+"""`hearth run`: the tick loop that ties devices, the control core and the miners together.
+
+One asyncio process. Every `tick_s` (monotonic schedule, no drift) the service freezes a
+snapshot from the sources' latest readings, runs `Controller.step` on it, hands the
+commands to the miner fleet and the record to the publishers. Nothing in a tick awaits
+I/O: a slow device is a stale reading, a slow miner a late write, never a late tick; a
+tick whose own work overruns is logged.
+
+Start-up: miners are held off until the grid meter has a fresh reading, then for a random
+0..`start_delay_max_s` so many sites do not switch in step. Stop (SIGTERM/SIGINT, or
+`stop()`): miners get the configured shutdown state, publishers are closed (ledger flush,
+MQTT `offline`), state is saved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import signal
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from controller.config.models import SiteConfig
+from controller.control.controller import Controller
+from controller.control.overrides import NO_OVERRIDES, Overrides
+from controller.control.types import Measurements, Reading
+from controller.runtime import state as state_file
+from controller.runtime.ports import MeasurementSource, MinerFleet, Publisher, TickRecord
+
+log = logging.getLogger(__name__)
+
+_FIELDS = ("grid_power_w", "pv_power_w", "battery_power_w", "soc_pct", "tank_temp_c")
+
+
+@dataclass
+class Clock:
+    """Injected time: monotonic for control, UTC for records."""
+
+    monotonic: Callable[[], float] = time.monotonic
+    utc: Callable[[], datetime] = state_file.utc_now
+
+
+def sd_notify(message: str) -> None:
+    """Tell systemd (Type=notify, WatchdogSec) we are alive; a no-op outside systemd.
+
+    Non-blocking: the notify socket is a datagram queue of a few messages, and a stalled
+    reader must cost us a dropped message, never a blocked control loop.
+    """
+    addr = os.environ.get("NOTIFY_SOCKET")
+    if not addr:
+        return
+    if addr.startswith("@"):
+        addr = "\0" + addr[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.setblocking(False)
+            s.connect(addr)
+            s.send(message.encode())
+    except OSError as err:  # includes BlockingIOError: queue full
+        log.debug("sd_notify(%s) dropped: %s", message, err)
+
+
+class Service:
+    def __init__(
+        self,
+        cfg: SiteConfig,
+        sources: Sequence[MeasurementSource],
+        fleet: MinerFleet,
+        publishers: Sequence[Publisher] = (),
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.sources = list(sources)
+        self.fleet = fleet
+        self.publishers = list(publishers)
+        self.clock = clock or Clock()
+        self.controller = Controller(cfg)
+        self.overrides: Overrides = NO_OVERRIDES  # set by commands (MQTT, HMI)
+        self.tick_s = cfg.control.tick_s
+        self.state_path = Path(cfg.service.data_dir) / "state.json"
+        delay_max = cfg.service.start_delay_max_s
+        self.start_delay_s = (rng or random.Random()).uniform(0.0, delay_max)
+        self._fresh_since: float | None = None
+        self._stop = asyncio.Event()
+        self._last_save = -float("inf")
+        self.last: TickRecord | None = None
+        self.ticks = 0
+        self.overruns = 0
+        self._restore()
+
+    # -- state ----------------------------------------------------------------------------
+
+    def _restore(self) -> None:
+        data = state_file.load(self.state_path)
+        if data is not None:
+            state_file.import_state(self.controller.allocator, data, self.clock.monotonic(),
+                                    self.clock.utc())
+            log.info("restored controller state from %s", self.state_path)
+
+    def save_state(self) -> None:
+        data = state_file.export_state(self.controller.allocator, self.clock.monotonic(),
+                                       self.clock.utc())
+        try:
+            state_file.save(self.state_path, data)
+        except OSError as err:
+            log.error("cannot save state to %s: %s", self.state_path, err)
+
+    # -- one tick -------------------------------------------------------------------------
+
+    def snapshot(self, now: float) -> Measurements:
+        fields: dict[str, Reading | None] = dict.fromkeys(_FIELDS)
+        for src in self.sources:
+            for key, r in src.readings().items():
+                if key in fields and r is not None:
+                    old = fields[key]
+                    if old is None or r.at_s > old.at_s:
+                        fields[key] = r
+        t = self.cfg.tariffs
+        return Measurements(
+            grid_power_w=fields["grid_power_w"],
+            pv_power_w=fields["pv_power_w"],
+            battery_power_w=fields["battery_power_w"],
+            soc_pct=fields["soc_pct"],
+            tank_temp_c=fields["tank_temp_c"],
+            miners=dict(self.fleet.readings()),
+            import_price_per_kwh=float(t.import_price_per_kwh),
+            export_price_per_kwh=float(t.export_price_per_kwh),
+        )
+
+    def _startup_hold(self, m: Measurements, now: float) -> str | None:
+        g = m.grid_power_w
+        fresh = g is not None and now - g.at_s <= self.cfg.control.stale_timeout_s
+        if self._fresh_since is None:
+            if not fresh:
+                return "waiting for fresh measurements"
+            self._fresh_since = now
+            log.info("fresh measurements: miners may start in %.0f s", self.start_delay_s)
+        left = self._fresh_since + self.start_delay_s - now
+        if left > 0:
+            return f"random start-up delay ({left:.0f} s left)"
+        return None
+
+    def tick(self) -> TickRecord:
+        t0 = time.perf_counter()
+        now = self.clock.monotonic()
+        m = self.snapshot(now)
+        o = self.overrides
+        hold = self._startup_hold(m, now)
+        if hold is not None and o.hold_reason is None:
+            o = o._replace(hold_reason=hold)
+        cmds = self.controller.step(m, now, o)
+        self.fleet.submit(cmds)
+        for t in cmds.trips:
+            if t.code != "hold":
+                log.warning("trip %s: %s", t.code, t.reason)
+        rec = TickRecord(self.clock.utc(), now, m, cmds, o, self.controller.debug,
+                         time.perf_counter() - t0)
+        for p in self.publishers:
+            try:
+                p.publish(rec)
+            except Exception:  # a publisher bug must never stop control
+                log.exception("publisher %r failed", p)
+        if now - self._last_save >= self.cfg.service.state_save_interval_s:
+            self.save_state()
+            self._last_save = now
+        self.last = rec
+        self.ticks += 1
+        return rec
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        handled = []
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            # Not possible outside the main thread; the caller stops us then.
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop)
+                handled.append(sig)
+        for src in self.sources:
+            await src.start()
+        await self.fleet.start()
+        sd_notify("READY=1")
+        log.info("hearth running: site %s, tick %.1f s", self.cfg.site.id, self.tick_s)
+        next_t = self.clock.monotonic()
+        warn_s = self.cfg.service.tick_overrun_warn_s
+        try:
+            while not self._stop.is_set():
+                t0 = time.perf_counter()
+                self.tick()
+                took = time.perf_counter() - t0  # decision and publishing together
+                sd_notify("WATCHDOG=1")
+                if took > warn_s:
+                    self.overruns += 1
+                    log.warning("tick took %.3f s (warn above %.3f s)", took, warn_s)
+                next_t += self.tick_s
+                behind = self.clock.monotonic() - next_t
+                if behind > self.tick_s:  # we fell behind: skip, do not catch up in a burst
+                    skipped = int(behind // self.tick_s)
+                    log.warning("tick loop %.1f s behind: skipping %d tick(s)", behind, skipped)
+                    next_t += skipped * self.tick_s
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(),
+                                           max(0.0, next_t - self.clock.monotonic()))
+        finally:
+            await self.shutdown()
+            for sig in handled:
+                loop.remove_signal_handler(sig)
+
+    async def shutdown(self) -> None:
+        sd_notify("STOPPING=1")
+        state = self.cfg.service.shutdown_state
+        log.info("stopping: miners -> %s", state)
+        try:
+            await self.fleet.stop(state)
+        except Exception:
+            log.exception("miner shutdown failed")
+        for p in self.publishers:
+            try:
+                await p.close()
+            except Exception:
+                log.exception("publisher %r failed to close", p)
+        for src in self.sources:
+            try:
+                await src.stop()
+            except Exception:
+                log.exception("source %r failed to stop", src)
+        self.save_state()
+        log.info("stopped after %d ticks (%d overruns)", self.ticks, self.overruns)

@@ -39,13 +39,18 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The ledger suite also runs against PostgreSQL when a server answers here.
+PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 unit: $(STAMP)
-	$(BIN)/pytest
+	@if $(BIN)/python -c "import sqlalchemy as s; s.create_engine('$(PG_TEST_URL)').connect().close()" 2>/dev/null; \
+	then echo "PostgreSQL reachable: ledger tests run on it too"; HEARTH_TEST_PG_URL=$(PG_TEST_URL) $(BIN)/pytest; \
+	else echo "no PostgreSQL reachable: ledger tests on SQLite only"; $(BIN)/pytest; fi
 
 test: install lint typecheck unit
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/ledger_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

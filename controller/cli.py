@@ -43,6 +43,12 @@ def _sim(args: argparse.Namespace) -> int:
     trace = read_trace(args.trace, cfg)
     result = simulate(cfg, trace, args.controller, progress=None)
     summary = summarize(result)
+    if args.ledger:
+        from controller.ledger.sim import write_sim_ledger
+
+        led = write_sim_ledger(result, args.ledger)
+        print(f"ledger: {led.samples} rows accounted in {args.ledger} "
+              f"({led.skipped} were already there)", file=sys.stderr)
     if args.timeline:
         write_timeline(result, args.timeline)
     if args.summary:
@@ -90,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--timeline", help="write the per-step timeline CSV here")
     sim.add_argument("--summary", help="write the summary JSON here (default: stdout)")
     sim.add_argument("--controller", choices=["hearth", "threshold"], default="hearth")
+    sim.add_argument("--ledger", metavar="DB_URL",
+                     help="also write the revenue ledger (sqlite:///path or "
+                          "postgresql+psycopg://...)")
     sim.set_defaults(func=_sim)
 
     cmp_ = sub.add_parser("compare", help="simulate hearth and the threshold baseline side by side")
@@ -98,9 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--summary", help="write both summaries as a JSON list here")
     cmp_.set_defaults(func=_compare)
 
+    from controller.ledger.cli import register as register_ledger
     from controller.trace.cli import register as register_trace
 
     register_trace(sub)
+    register_ledger(sub)
     return p
 
 

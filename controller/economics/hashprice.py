@@ -1,0 +1,105 @@
+"""What hashes are worth: expected sats, and their value in the site currency.
+
+Expected sats = hashes / (difficulty x 2^32) x (block subsidy + average fees per block):
+a share of difficulty D takes D x 2^32 hashes on average, and finding a block pays its
+subsidy plus its fees. A pool (FPPS) pays that expectation minus its fee. All in exact
+rationals: the ledger floors to millisats only when an interval is closed.
+
+Two ways to get there, both behind `BtcTerms`:
+
+- `NetworkTerms`: difficulty, subsidy, fees and BTC price (hashprice computed);
+- `GivenHashprice`: a hashprice (currency per TH/s per day, gross of pool fee, as in the
+  trace's `hashprice` column) and the BTC price that turns value back into sats.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+
+from controller.economics.money import dec, micro
+
+SATS_PER_BTC = 100_000_000
+TWO_32 = 2**32
+DAY_S = 86_400
+TH = 10**12
+
+
+def expected_sats(hashes: int | Fraction, difficulty: Decimal | Fraction,
+                  reward_sats: int | Fraction) -> Fraction:
+    """hashes / (difficulty x 2^32) x reward, exactly (no pool fee)."""
+    return Fraction(hashes) * Fraction(reward_sats) / (Fraction(difficulty) * TWO_32)
+
+
+@dataclass(frozen=True)
+class NetworkTerms:
+    """Hashprice from the network: difficulty, reward per block, BTC price, pool fee."""
+
+    difficulty: Decimal
+    reward_sats: int  # block subsidy + average fees per block
+    btc_price: Decimal  # site currency per BTC
+    pool_fee_pct: Decimal = Decimal(0)
+
+    def __post_init__(self) -> None:
+        if self.difficulty <= 0 or self.btc_price <= 0 or self.reward_sats < 0:
+            raise ValueError("difficulty and btc_price must be > 0, reward_sats >= 0")
+        if not 0 <= self.pool_fee_pct < 100:
+            raise ValueError("pool_fee_pct must be in [0, 100)")
+
+    def sats_per_th_s(self) -> Fraction:
+        """Expected sats, after pool fee, for one terahash."""
+        keep = 1 - Fraction(self.pool_fee_pct) / 100
+        return expected_sats(TH, self.difficulty, self.reward_sats) * keep
+
+    def value_per_th_s(self) -> Fraction:
+        """Site currency, after pool fee, for one terahash."""
+        return self.sats_per_th_s() * Fraction(self.btc_price) / SATS_PER_BTC
+
+    def hashprice_per_th_day(self) -> Decimal:
+        """Gross hashprice (before pool fee), currency per TH/s per day."""
+        gross = expected_sats(TH * DAY_S, self.difficulty, self.reward_sats)
+        return micro(gross * Fraction(self.btc_price) / SATS_PER_BTC)
+
+    def key(self) -> str:
+        """Short text naming the terms (stored with each interval, for explanation)."""
+        return (f"net:d={self.difficulty.normalize():f};r={self.reward_sats};"
+                f"btc={self.btc_price.normalize():f};fee={self.pool_fee_pct.normalize():f}")
+
+
+@dataclass(frozen=True)
+class GivenHashprice:
+    """A hashprice given directly (gross, currency per TH/s per day) and the BTC price."""
+
+    hashprice_per_th_day: Decimal
+    btc_price: Decimal
+    pool_fee_pct: Decimal = Decimal(0)
+
+    def __post_init__(self) -> None:
+        if self.hashprice_per_th_day < 0 or self.btc_price <= 0:
+            raise ValueError("hashprice must be >= 0 and btc_price > 0")
+        if not 0 <= self.pool_fee_pct < 100:
+            raise ValueError("pool_fee_pct must be in [0, 100)")
+
+    def value_per_th_s(self) -> Fraction:
+        keep = 1 - Fraction(self.pool_fee_pct) / 100
+        return Fraction(self.hashprice_per_th_day) * keep / DAY_S
+
+    def sats_per_th_s(self) -> Fraction:
+        return self.value_per_th_s() * SATS_PER_BTC / Fraction(self.btc_price)
+
+    def key(self) -> str:
+        return (f"hp:{self.hashprice_per_th_day.normalize():f};"
+                f"btc={self.btc_price.normalize():f};fee={self.pool_fee_pct.normalize():f}")
+
+
+BtcTerms = NetworkTerms | GivenHashprice
+
+
+def network_terms(difficulty: float | Decimal, subsidy_btc: Decimal, fees_btc: Decimal,
+                  btc_price: Decimal, pool_fee_pct: float | Decimal = 0) -> NetworkTerms:
+    """NetworkTerms from the units people quote (BTC per block, difficulty as printed)."""
+    reward = (subsidy_btc + fees_btc) * SATS_PER_BTC
+    if reward != reward.to_integral_value():
+        raise ValueError(f"subsidy + fees must be whole sats, got {subsidy_btc + fees_btc} BTC")
+    return NetworkTerms(dec(difficulty), int(reward), btc_price, dec(pool_fee_pct))

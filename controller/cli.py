@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -80,6 +81,8 @@ def _compare(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hearth", description=__doc__.splitlines()[0])
+    p.add_argument("--log-level", default="WARNING",
+                   choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default: WARNING")
     sub = p.add_subparsers(dest="command", required=True)
 
     cfg = sub.add_parser("config", help="validate a site file or print its schema")
@@ -107,17 +110,29 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--summary", help="write both summaries as a JSON list here")
     cmp_.set_defaults(func=_compare)
 
+    from controller.devices.cli import register as register_devices
     from controller.ledger.cli import register as register_ledger
     from controller.trace.cli import register as register_trace
 
     register_trace(sub)
     register_ledger(sub)
+    register_devices(sub)
     return p
+
+
+def setup_logging(level: str) -> None:
+    """Plain lines on stderr (journald adds the time on the Pi)."""
+    logging.basicConfig(level=getattr(logging, level),
+                        format="%(levelname)s %(name)s: %(message)s")
+    # pymodbus logs every failed request itself, with hex dumps; Hearth logs the same
+    # failure once, with the device name.
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    setup_logging(args.log_level)
     try:
         rc: int = args.func(args)
     except InputError as err:

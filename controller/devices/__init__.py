@@ -1,0 +1,1 @@
+"""Modbus acquisition: register maps as data, shared connections, one poller per device."""

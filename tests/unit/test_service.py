@@ -255,3 +255,35 @@ async def test_a_slow_publisher_is_logged_as_an_overrun(
     await asyncio.wait_for(task, 5)
     assert service.overruns >= 3
     assert "tick took" in caplog.text
+
+
+def test_ledger_publisher_records_what_the_service_saw(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from controller.ledger.query import Ledger
+    from controller.runtime.ledger_publisher import LedgerPublisher
+
+    d = simkit.site_dict()
+    del d["battery"]
+    db = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    d["service"] = {"data_dir": str(tmp_path), "start_delay_max_s": 0}
+    d["ledger"] = {"database_url": db, "flush_interval_s": 60}
+    cfg = simkit.parse_site(d)
+    clock = FakeTime()
+    epoch = datetime(2025, 6, 1, 10, 0, tzinfo=UTC).timestamp() - clock.t
+    ports = PlantPorts(Plant(cfg), clock)
+    pub = LedgerPublisher(cfg)
+    service = Service(cfg, [ports], Fleet(ports), [pub],
+                      Clock(monotonic=clock, utc=lambda: datetime.fromtimestamp(epoch + clock.t,
+                                                                               UTC)))
+    _advance(service, clock, 3600)
+    asyncio.run(pub.close())
+    assert pub.written == 3600
+    led = Ledger.open(db)
+    tot = led.totals()
+    led.close()
+    # An hour is four 15-min intervals; a live shutdown leaves the last one open, to be
+    # completed after the restart.
+    assert tot.intervals == 3
+    assert tot.sats > 0
+    assert float(tot["miner_kwh"]) > 0.5  # the S9 ran on the 2.6 kW surplus

@@ -112,11 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     from controller.devices.cli import register as register_devices
     from controller.ledger.cli import register as register_ledger
+    from controller.miners.cli import register as register_miners
     from controller.trace.cli import register as register_trace
 
     register_trace(sub)
     register_ledger(sub)
     register_devices(sub)
+    register_miners(sub)
     return p
 
 

@@ -1,0 +1,82 @@
+"""The miner drivers as one `MinerFleet`: one task per miner, so one slow miner delays
+nobody. The tick only records the latest command; each miner's task applies the newest
+one it finds (older ones are skipped, never queued) and reads the miner back between
+writes. Drivers never raise (they report `unavailable`), and this layer still guards them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+
+from controller.control.types import Commands, MinerCommand, MinerReading
+from controller.miners.base import MinerDriver
+
+log = logging.getLogger(__name__)
+
+
+class DriverFleet:
+    def __init__(self, drivers: Mapping[str, MinerDriver], poll_s: float = 2.0) -> None:
+        self.drivers = dict(drivers)
+        self.poll_s = poll_s
+        self._pending: dict[str, MinerCommand] = {}
+        self._wake = {name: asyncio.Event() for name in self.drivers}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._readings: dict[str, MinerReading] = {}
+
+    async def start(self) -> None:
+        for name in self.drivers:
+            self._tasks.append(asyncio.create_task(self._run(name), name=f"miner-{name}"))
+
+    async def _run(self, name: str) -> None:
+        drv = self.drivers[name]
+        while True:
+            cmd = self._pending.pop(name, None)
+            try:
+                if cmd is not None:
+                    res = await drv.apply(cmd)
+                    if not res.ok:
+                        log.warning("miner %s: %s", name, res)
+                status = await drv.read()
+                r = status.reading()
+                if r is not None:
+                    self._readings[name] = r
+                else:
+                    self._readings.pop(name, None)  # unavailable: the core sees it as stale
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a driver bug must not end this miner's task
+                log.exception("miner %s: driver failed", name)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake[name].wait(), self.poll_s)
+            self._wake[name].clear()
+
+    def readings(self) -> Mapping[str, MinerReading]:
+        return self._readings
+
+    def submit(self, commands: Commands) -> None:
+        for cmd in commands.miners:
+            drv = self.drivers.get(cmd.name)
+            if drv is None:
+                continue
+            self._pending[cmd.name] = cmd
+            self._wake[cmd.name].set()
+
+    async def stop(self, shutdown_state: str) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        self._tasks.clear()
+        if shutdown_state in ("pause", "off"):
+            results = await asyncio.gather(
+                *(drv.pause() for drv in self.drivers.values()), return_exceptions=True
+            )
+            for name, res in zip(self.drivers, results, strict=True):
+                log.info("miner %s -> %s: %s", name, shutdown_state, res)
+        for drv in self.drivers.values():
+            with contextlib.suppress(Exception):
+                await drv.close()

@@ -30,8 +30,13 @@ system-deps:
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
+# The live demo: an emulated site (Modbus + miner APIs over real sockets) and `hearth run`
+# against it; Ctrl-C stops both. DEMO_SPEED makes the plant's day go faster.
+DEMO_SPEED ?= 10
 demo: $(STAMP)
 	@$(BIN)/hearth compare --config $(DEMO_SITE) --trace $(DEMO_TRACE)
+	@echo
+	@$(BIN)/hearth demo --site $(DEMO_SITE) --trace $(DEMO_TRACE) --speed $(DEMO_SPEED) $(DEMO_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -79,6 +79,18 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from controller.config import load_site
+    from controller.runtime.assemble import build_service
+
+    cfg = load_site(args.config)
+    service = build_service(cfg, args.config, ledger=not args.no_ledger)
+    asyncio.run(service.run())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hearth", description=__doc__.splitlines()[0])
     p.add_argument("--log-level", default="WARNING",
@@ -103,6 +115,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also write the revenue ledger (sqlite:///path or "
                           "postgresql+psycopg://...)")
     sim.set_defaults(func=_sim)
+
+    run = sub.add_parser("run", help="the real-time service: devices, control loop, miners")
+    run.add_argument("--config", required=True, help="site TOML")
+    run.add_argument("--no-ledger", action="store_true", help="do not record revenue")
+    run.set_defaults(func=_run)
+
+    from hil import demo as demo_mod
+
+    demo = sub.add_parser("demo", help="an emulated site and hearth run against it (make demo)")
+    demo_mod.add_arguments(demo)
+    demo.set_defaults(func=demo_mod.run)
 
     cmp_ = sub.add_parser("compare", help="simulate hearth and the threshold baseline side by side")
     cmp_.add_argument("--config", required=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Mapping
 
 from controller.control.types import Commands, MinerCommand, MinerReading
@@ -18,13 +19,20 @@ log = logging.getLogger(__name__)
 
 
 class DriverFleet:
-    def __init__(self, drivers: Mapping[str, MinerDriver], poll_s: float = 2.0) -> None:
+    def __init__(self, drivers: Mapping[str, MinerDriver], poll_s: float = 2.0,
+                 reassert_s: float = 30.0) -> None:
         self.drivers = dict(drivers)
         self.poll_s = poll_s
+        self.reassert_s = reassert_s
         self._pending: dict[str, MinerCommand] = {}
         self._wake = {name: asyncio.Event() for name in self.drivers}
         self._tasks: list[asyncio.Task[None]] = []
         self._readings: dict[str, MinerReading] = {}
+        # What was last applied, whether that is final, and when: the same command is not
+        # sent again unless it failed in a way that may heal (unavailable, not applied), or
+        # `reassert_s` passed (the driver then corrects a firmware that changed its own
+        # target, e.g. after an overheat, and writes nothing if it still holds ours).
+        self._done: dict[str, tuple[MinerCommand, str, float]] = {}  # cmd, action, when
 
     async def start(self) -> None:
         for name in self.drivers:
@@ -35,10 +43,12 @@ class DriverFleet:
         while True:
             cmd = self._pending.pop(name, None)
             try:
-                if cmd is not None:
+                if cmd is not None and self._worth_sending(name, cmd):
                     res = await drv.apply(cmd)
-                    if not res.ok:
-                        log.warning("miner %s: %s", name, res)
+                    last = self._done.get(name)
+                    if not res.ok and (last is None or last[0] != cmd):
+                        log.warning("miner %s: %s %s", name, res.action, res.reason)
+                    self._done[name] = (cmd, "ok" if res.ok else res.action, time.monotonic())
                 status = await drv.read()
                 r = status.reading()
                 if r is not None:
@@ -52,6 +62,15 @@ class DriverFleet:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake[name].wait(), self.poll_s)
             self._wake[name].clear()
+
+    def _worth_sending(self, name: str, cmd: MinerCommand) -> bool:
+        last = self._done.get(name)
+        if last is None or last[0] != cmd:
+            return True
+        if last[1] == "ok":
+            return time.monotonic() - last[2] >= self.reassert_s
+        # Refused or unsupported will not change by asking again; anything else may heal.
+        return last[1] not in ("unsupported", "refused")
 
     def readings(self) -> Mapping[str, MinerReading]:
         return self._readings

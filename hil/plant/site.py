@@ -117,13 +117,32 @@ class Plant:
             th += h
             if to_tank:
                 tank_heat_j += e
-        miner_w = sum(energies) / dt_s
+        return self._rest_of_site(dt_s, pv_w, load_w, heat_demand_w, sum(energies) / dt_s,
+                                  tank_heat_j / dt_s, th, tuple(energies), tuple(starts))
+
+    def step_with_miner_power(
+        self, dt_s: float, pv_w: float, load_w: float, heat_demand_w: float,
+        miner_w: float, tank_miner_w: float,
+    ) -> StepFlows:
+        """Step everything but the miners, whose average power comes from outside.
+
+        The HIL rig's miners live behind their API emulators (each with its own model and
+        clock); the plant then only needs what they drew to balance the site and heat the
+        tank.
+        """
+        return self._rest_of_site(dt_s, pv_w, load_w, heat_demand_w, miner_w, tank_miner_w,
+                                  0.0, (), ())
+
+    def _rest_of_site(
+        self, dt_s: float, pv_w: float, load_w: float, heat_demand_w: float, miner_w: float,
+        tank_miner_w: float, th: float, energies: tuple[float, ...], starts: tuple[int, ...],
+    ) -> StepFlows:
         pv_used, bat, grid = self._balance(pv_w, load_w, miner_w, dt_s)
         soc = math.nan
         if self.battery is not None:
             self.battery.advance(bat, dt_s)
             soc = self.battery.soc_pct
-        heat_in = tank_heat_j / dt_s * self._heat_fraction
+        heat_in = tank_miner_w * self._heat_fraction
         if self.tank is not None:
             from_tank, backup = self.tank.advance(heat_in, heat_demand_w, dt_s)
             tank_c = self.tank.temp_c
@@ -133,8 +152,13 @@ class Plant:
             pv_w=pv_used, curtailed_w=pv_w - pv_used, load_w=load_w, miner_w=miner_w,
             battery_w=bat, soc_pct=soc, grid_w=grid, tank_c=tank_c, heat_to_tank_w=heat_in,
             heat_demand_w=heat_demand_w, heat_from_tank_w=from_tank, backup_heat_w=backup,
-            terahashes=th, miner_energy_j=tuple(energies), starts=tuple(starts),
+            terahashes=th, miner_energy_j=energies, starts=starts,
         )
+
+    def balance_now(self, pv_w: float, load_w: float, miner_w: float
+                    ) -> tuple[float, float, float]:
+        """(pv used, battery, grid) right now, for meters that read between steps."""
+        return self._balance(pv_w, load_w, miner_w, 0.0)
 
 
 def surplus_without_miners(cfg: SiteConfig, pv_w: list[float], load_w: list[float],

@@ -1,0 +1,193 @@
+"""An emulated site behind the real protocols: what `make demo` and the HIL rig run.
+
+The plant model replays a real-data trace in real time (optionally sped up). Its meters
+are served by a Modbus TCP emulator with the Victron GX system-service map (grid, PV,
+battery, SoC in one device), and each miner by an emulator of its own firmware API, backed
+by the same miner model the simulator uses. `hearth run` talks to all of them as it would
+to real hardware; the site file it needs (with the emulators' ports) is written out.
+
+Time: the plant and the miners run on a virtual clock, `speed` times faster than the wall
+clock, starting at `start_s` into the trace. The controller keeps its own real-time tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from controller.config import SiteConfig, parse_site
+from controller.control.types import Measurements, Reading
+from controller.miners.axeos import PowerCurve
+from controller.trace.reader import Trace, read_trace
+from hil.miners.axeos import AxeOsEmulator
+from hil.miners.braiins import BraiinsEmulator
+from hil.miners.core import EmulatedMiner
+from hil.miners.servers import HttpEmulator
+from hil.miners.shelly import ShellyEmulator
+from hil.modbus.feed import values_from_measurements
+from hil.modbus.image import DeviceImage
+from hil.modbus.server import EmulatedDevice, ModbusEmulator
+from hil.plant import Plant
+
+log = logging.getLogger(__name__)
+
+GX_UNIT = 100
+DEMO_PASSWORD = "hearth-demo"  # the emulated Braiins OS login; a lab site, not a secret
+
+
+class VirtualClock:
+    """Seconds on the plant's clock: the trace's start plus `speed` × real time elapsed."""
+
+    def __init__(self, start_s: float, speed: float) -> None:
+        self.start_s, self.speed = start_s, speed
+        self._real0 = time.monotonic()
+
+    def __call__(self) -> float:
+        return self.start_s + (time.monotonic() - self._real0) * self.speed
+
+
+@dataclass
+class SiteState:
+    """The latest plant values, for status lines and tests."""
+
+    at_s: float = 0.0
+    pv_w: float = 0.0
+    load_w: float = 0.0
+    grid_w: float = 0.0
+    battery_w: float = 0.0
+    soc_pct: float = float("nan")
+    tank_c: float = float("nan")
+    miner_w: dict[str, float] = field(default_factory=dict)
+
+
+def _emulator_for(api: str, miner: EmulatedMiner, driver: dict[str, Any]) -> HttpEmulator:
+    if api == "braiins-os":
+        return BraiinsEmulator(miner, password=DEMO_PASSWORD)
+    if api == "axeos":
+        return AxeOsEmulator(miner, PowerCurve.load(str(driver.get("curve", "bitaxe-gamma"))))
+    if api == "shelly":
+        return ShellyEmulator(miner, switch_id=int(driver.get("switch_id", 0)))
+    raise ValueError(f"no emulator for miner API {api!r} in the emulated site "
+                     "(braiins-os, axeos, shelly)")
+
+
+class EmulatedSite:
+    def __init__(self, site_file: Path, trace: Trace | Path, *, speed: float = 1.0,
+                 start_s: float = 0.0, step_s: float = 0.5) -> None:
+        with site_file.open("rb") as f:
+            self.site_dict: dict[str, Any] = tomllib.load(f)
+        self.cfg: SiteConfig = parse_site(self.site_dict, str(site_file))
+        self.trace = trace if isinstance(trace, Trace) else read_trace(trace, self.cfg)
+        self.clock = VirtualClock(float(self.trace.time_s[0]) + start_s, speed)
+        self.step_s = step_s
+        self.plant = Plant(self.cfg)
+        # Miners start paused, except firmware that has no pause (AxeOS): it always runs.
+        self.miners = {m.name: EmulatedMiner(m, clock=self.clock,
+                                             start_running=m.driver.get("api") == "axeos")
+                       for m in self.cfg.miners}
+        self._heats_tank = {m.name: m.heats_tank for m in self.cfg.miners}
+        self.modbus = ModbusEmulator([EmulatedDevice(GX_UNIT, DeviceImage("victron-gx"))],
+                                     name="gx")
+        self.miner_emulators: dict[str, HttpEmulator] = {}
+        self.modbus_port = 0
+        self.state = SiteState()
+        self.pv_offset_w = 0.0  # a test can step PV up or down on top of the trace
+        self._task: asyncio.Task[None] | None = None
+        self.on_step: list[Callable[[SiteState], None]] = []
+
+    # -- start / stop ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.modbus_port = await self.modbus.start_tcp()
+        for m in self.cfg.miners:
+            emu = _emulator_for(str(m.driver.get("api")), self.miners[m.name], m.driver)
+            await emu.start()
+            self.miner_emulators[m.name] = emu
+        self._step()  # meters show real values before anyone reads them
+        self._task = asyncio.create_task(self._run(), name="emulated-site")
+        log.info("emulated site %s: Modbus GX on 127.0.0.1:%d, miners %s", self.cfg.site.id,
+                 self.modbus_port,
+                 ", ".join(f"{n}:{e.port}" for n, e in self.miner_emulators.items()))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for emu in self.miner_emulators.values():
+            await emu.stop()
+        await self.modbus.stop()
+
+    # -- the controller's view ------------------------------------------------------------
+
+    def controller_site(self, data_dir: Path, tick_s: float = 1.0,
+                        start_delay_max_s: float = 5.0) -> dict[str, Any]:
+        """The site file `hearth run` needs to reach these emulators."""
+        d = {k: v for k, v in self.site_dict.items()}
+        d["devices"] = [{
+            "name": "gx", "role": "hybrid", "map": "victron-gx", "host": "127.0.0.1",
+            "port": self.modbus_port, "unit_id": GX_UNIT, "period_s": 0.5, "timeout_s": 1.0,
+        }]
+        miners = []
+        for m in self.site_dict["miners"]:
+            drv = dict(m.get("driver", {}))
+            drv.update(host="127.0.0.1", port=self.miner_emulators[m["name"]].port)
+            if drv.get("api") == "braiins-os":
+                drv["password"] = DEMO_PASSWORD
+            if drv.get("api") == "axeos":
+                drv["min_write_interval_s"] = 0
+            miners.append({**m, "driver": drv})
+        d["miners"] = miners
+        d["control"] = {**d.get("control", {}), "tick_s": tick_s}
+        d["service"] = {**d.get("service", {}), "data_dir": str(data_dir),
+                        "start_delay_max_s": start_delay_max_s}
+        d["ledger"] = {**d.get("ledger", {}), "data_dir": str(data_dir)}
+        return d
+
+    # -- the plant ------------------------------------------------------------------------
+
+    def _row(self, t: float) -> int:
+        tr = self.trace
+        i = int((t - tr.time_s[0]) // tr.step_s)
+        return min(max(i, 0), len(tr.time_s) - 1)
+
+    def _step(self) -> None:
+        now = self.clock()
+        dt = max(now - self.state.at_s, 0.0) if self.state.at_s else 0.0
+        i = self._row(now)
+        tr = self.trace
+        pv = max(float(tr.pv_w[i]) + self.pv_offset_w, 0.0)
+        load, heat = float(tr.load_w[i]), float(tr.heat_demand_w[i])
+        powers = {}
+        for name, em in self.miners.items():
+            em.advance()
+            powers[name] = em.model.power_w
+        miner_w = sum(powers.values())
+        tank_w = sum(p for n, p in powers.items() if self._heats_tank[n])
+        if dt > 0:
+            self.plant.step_with_miner_power(dt, pv, load, heat, miner_w, tank_w)
+        pv_used, bat, grid = self.plant.balance_now(pv, load, miner_w)
+        soc = self.plant.battery.soc_pct if self.plant.battery else float("nan")
+        tank = self.plant.tank.temp_c if self.plant.tank else float("nan")
+        m = Measurements(grid_power_w=Reading(grid, now), pv_power_w=Reading(pv_used, now),
+                         battery_power_w=Reading(bat, now) if self.plant.battery else None,
+                         soc_pct=Reading(soc, now) if self.plant.battery else None)
+        self.modbus.set_values(values_from_measurements(m, phases=self.cfg.site.phases))
+        self.state = SiteState(now, pv_used, load, grid, bat, soc, tank, powers)
+        for cb in self.on_step:
+            cb(self.state)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.step_s)
+            try:
+                self._step()
+            except Exception:
+                log.exception("emulated site step failed")

@@ -91,6 +91,13 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from controller.config import load_site
+    from controller.runtime.doctor import run_doctor
+
+    return run_doctor(load_site(args.config), args.config)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hearth", description=__doc__.splitlines()[0])
     p.add_argument("--log-level", default="WARNING",
@@ -120,6 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", required=True, help="site TOML")
     run.add_argument("--no-ledger", action="store_true", help="do not record revenue")
     run.set_defaults(func=_run)
+
+    doc = sub.add_parser("doctor", help="check devices, miners and the database, in words")
+    doc.add_argument("--config", required=True, help="site TOML")
+    doc.set_defaults(func=_doctor)
 
     from hil import demo as demo_mod
 

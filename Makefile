@@ -56,6 +56,8 @@ test: install lint typecheck unit
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/ledger_bench.py
+	$(BIN)/python bench/modbus_bench.py
+	$(BIN)/python bench/service_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

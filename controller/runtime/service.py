@@ -21,7 +21,9 @@ import os
 import random
 import signal
 import socket
+import statistics
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -94,6 +96,7 @@ class Service:
         self.last: TickRecord | None = None
         self.ticks = 0
         self.overruns = 0
+        self.tick_times_s: deque[float] = deque(maxlen=86_400)  # a day at 1 s, for stats
         self._restore()
 
     # -- state ----------------------------------------------------------------------------
@@ -200,6 +203,7 @@ class Service:
                 t0 = time.perf_counter()
                 self.tick()
                 took = time.perf_counter() - t0  # decision and publishing together
+                self.tick_times_s.append(took)
                 sd_notify("WATCHDOG=1")
                 if took > warn_s:
                     self.overruns += 1
@@ -238,3 +242,9 @@ class Service:
                 log.exception("source %r failed to stop", src)
         self.save_state()
         log.info("stopped after %d ticks (%d overruns)", self.ticks, self.overruns)
+        if self.tick_times_s:
+            q = statistics.quantiles(self.tick_times_s, n=100) if len(
+                self.tick_times_s) > 1 else [self.tick_times_s[0]] * 99
+            log.info("tick time ms: p50=%.3f p90=%.3f p99=%.3f max=%.3f n=%d",
+                     q[49] * 1e3, q[89] * 1e3, q[98] * 1e3, max(self.tick_times_s) * 1e3,
+                     len(self.tick_times_s))

@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_SITE ?= hil/sites/house-10kwp.toml
 DEMO_TRACE ?= hil/traces/house-spring-day.csv
 
-.PHONY: demo test check lint typecheck unit bench install system-deps clean
+.PHONY: demo test check lint typecheck unit bench install system-deps clean firmware-deploy
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -16,7 +16,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@
 
-install: $(STAMP) system-deps
+# MicroPython in Node (the firmware's tests) and the MicroPython stubs (its type check).
+# The stubs go into folders of their own: they shadow the standard library.
+FIRMWARE_NPM := firmware/node_modules/.package-lock.json
+FIRMWARE_STUBS := firmware/.typings/.installed firmware/.typings-rp2/.installed
+$(FIRMWARE_NPM): firmware/package-lock.json | system-deps
+	npm ci --prefix firmware --no-audit --no-fund --loglevel=error
+firmware/.typings/.installed: | $(STAMP)
+	$(BIN)/python -m pip install --quiet --target firmware/.typings micropython-esp32-stubs==1.29.0.post1
+	@touch $@
+firmware/.typings-rp2/.installed: | $(STAMP)
+	$(BIN)/python -m pip install --quiet --target firmware/.typings-rp2 micropython-rp2-rpi-pico-w-stubs==1.29.0.post1
+	@touch $@
+
+install: $(STAMP) system-deps $(FIRMWARE_NPM)
 
 # Debian packages the test suite needs: Mosquitto (MQTT tests start their own broker),
 # socat (Modbus RTU over a pty pair), openssl (TLS test certificates).
@@ -25,6 +38,8 @@ system-deps:
 	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
 	command -v socat >/dev/null 2>&1 || missing="$$missing socat"; \
 	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
+	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
@@ -41,8 +56,10 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-typecheck: $(STAMP)
+typecheck: $(STAMP) $(FIRMWARE_STUBS)
 	$(BIN)/mypy
+	$(BIN)/mypy --config-file firmware/mypy.ini
+	$(BIN)/mypy --config-file firmware/mypy-rp2.ini
 
 # The ledger suite also runs against PostgreSQL when a server answers here.
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
@@ -59,5 +76,11 @@ bench: $(STAMP)
 	$(BIN)/python bench/modbus_bench.py
 	$(BIN)/python bench/service_bench.py
 
+# Flash the satellite firmware: make firmware-deploy PORT=/dev/ttyUSB0 [CONFIG=..] [BOARD=..]
+firmware-deploy: $(STAMP)
+	@test -n "$(PORT)" || { echo "usage: make firmware-deploy PORT=/dev/ttyUSB0 [CONFIG=config.json] [BOARD=esp32|rp2]" >&2; exit 2; }
+	MPREMOTE=$(BIN)/mpremote PYTHON=$(BIN)/python firmware/tools/deploy.sh "$(PORT)" "$(CONFIG)" "$(BOARD)"
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis firmware/node_modules \
+	  firmware/.typings firmware/.typings-rp2

@@ -144,15 +144,19 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--summary", help="write both summaries as a JSON list here")
     cmp_.set_defaults(func=_compare)
 
+    from controller.bridge.cli import register as register_installer
     from controller.devices.cli import register as register_devices
     from controller.ledger.cli import register as register_ledger
     from controller.miners.cli import register as register_miners
+    from controller.satellite.cli import register as register_satellite
     from controller.trace.cli import register as register_trace
 
     register_trace(sub)
     register_ledger(sub)
     register_devices(sub)
     register_miners(sub)
+    register_installer(sub)
+    register_satellite(sub)
     return p
 
 

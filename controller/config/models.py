@@ -417,6 +417,14 @@ class SiteConfig(Strict):
                 raise ValueError(
                     f"miners {bad} have heats_tank = true but the site has no [tank] section"
                 )
+        if self.satellite is not None and self.mqtt is None:
+            raise ValueError("[satellite] is reached over MQTT: add an [mqtt] section")
+        if (self.satellite is not None and self.tank is not None
+                and self.satellite.tank_max_c is not None
+                and self.satellite.tank_max_c < self.tank.max_c):
+            raise ValueError(
+                f"satellite.tank_max_c ({self.satellite.tank_max_c}) must be at least "
+                f"tank.max_c ({self.tank.max_c}): the board's cut-off backs up the controller's")
         if self.control.mode is Mode.HEATING and self.tank is None:
             raise ValueError("control.mode = 'heating' needs a [tank] section")
         if self.control.mode is Mode.ISLAND:

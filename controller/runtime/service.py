@@ -86,6 +86,9 @@ class Service:
         self.clock = clock or Clock()
         self.controller = Controller(cfg)
         self.overrides: Overrides = NO_OVERRIDES  # set by commands (MQTT, HMI)
+        # Command sources (MQTT, HMI): each turns the overrides into new ones at the start
+        # of a tick, so commands apply between ticks and never in the middle of one.
+        self.command_hooks: list[Callable[[Overrides, float], Overrides]] = []
         self.tick_s = cfg.control.tick_s
         self.state_path = Path(cfg.service.data_dir) / "state.json"
         delay_max = cfg.service.start_delay_max_s
@@ -155,6 +158,11 @@ class Service:
         t0 = time.perf_counter()
         now = self.clock.monotonic()
         m = self.snapshot(now)
+        for hook in self.command_hooks:
+            try:
+                self.overrides = hook(self.overrides, now)
+            except Exception:  # a command source bug must never stop control
+                log.exception("command source %r failed", hook)
         o = self.overrides
         hold = self._startup_hold(m, now)
         if hold is not None and o.hold_reason is None:

@@ -1,0 +1,1 @@
+"""The controller's side of the satellite board: its telemetry as readings, the heartbeat."""

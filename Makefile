@@ -32,7 +32,8 @@ firmware/.typings-rp2/.installed: | $(STAMP)
 install: $(STAMP) system-deps $(FIRMWARE_NPM)
 
 # Debian packages the test suite needs: Mosquitto (MQTT tests start their own broker),
-# socat (Modbus RTU over a pty pair), openssl (TLS test certificates).
+# socat (Modbus RTU over a pty pair), openssl (TLS test certificates), node + npm
+# (MicroPython in WebAssembly for the firmware tests), chromium + chromedriver (HMI tests).
 system-deps:
 	@missing=""; \
 	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
@@ -40,6 +41,8 @@ system-deps:
 	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
 	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	[ -x /usr/bin/chromedriver ] || missing="$$missing chromium-driver"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

@@ -83,11 +83,10 @@ def _run(args: argparse.Namespace) -> int:
     import asyncio
 
     from controller.config import load_site
-    from controller.runtime.assemble import build_service
+    from controller.runtime.assemble import serve
 
     cfg = load_site(args.config)
-    service = build_service(cfg, args.config, ledger=not args.no_ledger)
-    asyncio.run(service.run())
+    asyncio.run(serve(cfg, args.config, ledger=not args.no_ledger, hmi=not args.no_hmi))
     return 0
 
 
@@ -126,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="the real-time service: devices, control loop, miners")
     run.add_argument("--config", required=True, help="site TOML")
     run.add_argument("--no-ledger", action="store_true", help="do not record revenue")
+    run.add_argument("--no-hmi", action="store_true", help="do not serve the wall-tablet HMI")
     run.set_defaults(func=_run)
 
     doc = sub.add_parser("doctor", help="check devices, miners and the database, in words")
@@ -157,6 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     register_miners(sub)
     register_installer(sub)
     register_satellite(sub)
+
+    from hmi.cli import register as register_hmi
+
+    register_hmi(sub)
     return p
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import re
 import signal
 import subprocess
 import sys
@@ -35,8 +36,8 @@ def _status(site: EmulatedSite) -> str:
             f"{soc}{tank}  | {miners}")
 
 
-def _controller_site(site: EmulatedSite, out: Path) -> dict[str, Any]:
-    d = site.controller_site(out)
+def _controller_site(site: EmulatedSite, out: Path, hmi_port: int) -> dict[str, Any]:
+    d = site.controller_site(out, hmi_port=hmi_port)
     if "satellite" not in d and "tank" in d:
         # The tank's temperature reaches the controller through the satellite board; a
         # site file without one cannot let miners heat the tank (they would stop on a
@@ -46,13 +47,18 @@ def _controller_site(site: EmulatedSite, out: Path) -> dict[str, Any]:
     return d
 
 
+def _setup_code(log_path: Path) -> str | None:
+    m = re.search(r"One-time setup code: (\S+)", log_path.read_text(errors="replace"))
+    return m.group(1) if m else None
+
+
 async def run_demo(site_file: Path, trace: Path, out: Path, speed: float, start_h: float,
-                   seconds: float | None) -> int:
+                   seconds: float | None, hmi_port: int = 8080) -> int:
     out.mkdir(parents=True, exist_ok=True)
     site = EmulatedSite(site_file, trace, speed=speed, start_s=start_h * 3600)
     await site.start()
     cfg_path = out / "site.toml"
-    cfg_path.write_bytes(tomli_w.dumps(_controller_site(site, out)).encode())
+    cfg_path.write_bytes(tomli_w.dumps(_controller_site(site, out, hmi_port)).encode())
     log_path = out / "hearth-run.log"
     print(f"emulated site {site.cfg.site.id} up (trace {trace.name}, ×{speed:g} speed); "
           f"hearth run --config {cfg_path} (log: {log_path})", flush=True)
@@ -67,8 +73,15 @@ async def run_demo(site_file: Path, trace: Path, out: Path, speed: float, start_
     tty = sys.stdout.isatty()
     deadline = None if seconds is None else loop.time() + seconds
     rc = 0
+    told_url = False
     try:
         while not stop.is_set():
+            if not told_url and "HMI on http" in log_path.read_text(errors="replace"):
+                code = _setup_code(log_path)
+                print(f"\nwall tablet: http://127.0.0.1:{hmi_port}/   installer: "
+                      f"http://127.0.0.1:{hmi_port}/installer"
+                      + (f" (one-time setup code {code})" if code else ""), flush=True)
+                told_url = True
             if proc.poll() is not None:
                 print(f"\nhearth run exited with {proc.returncode}: see {log_path}")
                 rc = 1
@@ -103,10 +116,12 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--speed", type=float, default=1.0, help="plant time per real second")
     ap.add_argument("--start-hour", type=float, default=10.0, help="hour of the trace day")
     ap.add_argument("--seconds", type=float, help="stop by itself after this long")
+    ap.add_argument("--hmi-port", type=int, default=8080, help="where the HMI listens")
 
 
 def run(a: argparse.Namespace) -> int:
-    return asyncio.run(run_demo(a.site, a.trace, a.out, a.speed, a.start_hour, a.seconds))
+    return asyncio.run(run_demo(a.site, a.trace, a.out, a.speed, a.start_hour, a.seconds,
+                                a.hmi_port))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -128,7 +128,8 @@ class EmulatedSite:
     # -- the controller's view ------------------------------------------------------------
 
     def controller_site(self, data_dir: Path, tick_s: float = 1.0,
-                        start_delay_max_s: float = 5.0) -> dict[str, Any]:
+                        start_delay_max_s: float = 5.0, hmi_port: int | None = None
+                        ) -> dict[str, Any]:
         """The site file `hearth run` needs to reach these emulators."""
         d = {k: v for k, v in self.site_dict.items()}
         d["devices"] = [{
@@ -149,6 +150,9 @@ class EmulatedSite:
         d["service"] = {**d.get("service", {}), "data_dir": str(data_dir),
                         "start_delay_max_s": start_delay_max_s}
         d["ledger"] = {**d.get("ledger", {}), "data_dir": str(data_dir)}
+        # The HMI on this machine only (no port given: not served, e.g. in tests).
+        d["hmi"] = ({**d.get("hmi", {}), "listen_host": "127.0.0.1", "listen_port": hmi_port}
+                    if hmi_port else {**d.get("hmi", {}), "enabled": False})
         return d
 
     # -- the plant ------------------------------------------------------------------------

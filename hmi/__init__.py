@@ -1,0 +1,1 @@
+"""The wall-tablet HMI: FastAPI app, live feed, wall and installer pages (docs/hmi.md)."""

@@ -16,6 +16,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from controller.config.base import Strict
 from controller.config.devices import DeviceConfig
+from controller.config.hmi import HmiSection
 from controller.config.ledger import LedgerSection
 from controller.config.mqtt import MqttSection
 from controller.config.satellite import SatelliteSection
@@ -393,6 +394,7 @@ class SiteConfig(Strict):
     mqtt: MqttSection | None = None
     ledger: LedgerSection = LedgerSection()
     service: ServiceSection = ServiceSection()
+    hmi: HmiSection = HmiSection()
     miners: list[MinerConfig] = Field(min_length=1)
     tariffs: TariffSection = TariffSection()
     bitcoin: BitcoinSection = BitcoinSection()

@@ -222,8 +222,10 @@ class Controller:
             trips.append(Trip("forced_off", f"miner {name} stopped by a hard limit "
                                             "(minimum on-time overridden)", miner=name))
 
-        candidates = [(grid_loop_w, "grid"), (tank_loop_w, tank_limiter),
-                      (hard_tank_cap, tank_limiter), *caps]
+        # Hard limits first: on a tie (a stale meter gives cap 0 and a grid loop of 0) the
+        # limit, not the loop, is what people need to see.
+        candidates = [*caps, (hard_tank_cap, tank_limiter), (tank_loop_w, tank_limiter),
+                      (grid_loop_w, "grid")]
         limiter = min(candidates, key=lambda x: x[0])[1]
         total = sum(cmd.power_target_w for cmd in alloc.commands)
         self.debug = StepDebug(

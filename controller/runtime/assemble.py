@@ -58,3 +58,23 @@ def build_service(cfg: SiteConfig, site_path: str = "<config>", *, ledger: bool 
     service = Service(cfg, sources, fleet, publishers)
     service.command_hooks.extend(hooks)
     return service
+
+
+async def serve(cfg: SiteConfig, site_path: str, *, ledger: bool = True, hmi: bool = True
+                ) -> None:
+    """`hearth run`: the service, and the HMI in the same event loop when enabled."""
+    service = build_service(cfg, site_path, ledger=ledger)
+    runtime = None
+    if hmi and cfg.hmi.enabled:
+        from hmi.runtime import HmiRuntime
+
+        runtime = HmiRuntime(cfg, config_path=site_path)
+        service.publishers.append(runtime.publisher)
+        server = await runtime.start(service)
+        log.info("HMI on http://%s:%d/ (installer pages at /installer)", server.host,
+                 server.port)
+    try:
+        await service.run()
+    finally:
+        if runtime is not None:
+            await runtime.stop()

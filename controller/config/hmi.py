@@ -1,0 +1,77 @@
+"""Settings of the wall-tablet HMI (hmi/): where it listens, where it keeps its logins.
+
+No secret lives here: the site file is pushed and read back by installers (MQTT
+provisioning, the installer page), so the installer password, the resident PIN, sessions
+and API tokens are kept in a separate auth store (`auth_store_path`, mode 0600) that only
+the service reads and writes.
+
+```toml
+[hmi]
+listen_host = "0.0.0.0"   # the tablet is another device on the LAN
+listen_port = 8080
+public_view = true        # the wall page can be read without logging in
+```
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+
+from controller.config.base import Strict
+
+
+class HmiSection(Strict):
+    enabled: bool = Field(default=True, description="Serve the HMI from `hearth run`")
+    listen_host: str = Field(
+        default="0.0.0.0", min_length=1,
+        description="Address to listen on (0.0.0.0: every interface; 127.0.0.1: this Pi only)",
+    )
+    listen_port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    auth_store_path: str | None = Field(
+        default=None,
+        description="Logins, PIN, sessions and API tokens (JSON, 0600); "
+        "default: <service.data_dir>/hmi-auth.json",
+    )
+    public_view: bool = Field(
+        default=True,
+        description="Anyone on the network may read the wall page and the read-only API; "
+        "false: reading needs a login or a token as well",
+    )
+    resident_session_days: Annotated[float, Field(gt=0, le=366)] = Field(
+        default=30.0, description="How long a resident (PIN) login lasts on a device"
+    )
+    installer_session_h: Annotated[float, Field(gt=0, le=72)] = Field(
+        default=8.0, description="How long an installer login lasts"
+    )
+    login_max_failures: Annotated[int, Field(ge=1, le=100)] = Field(
+        default=5, description="Failed logins (password, PIN, setup code) allowed per "
+        "client address within login_window_s; more are refused with 429"
+    )
+    login_max_failures_total: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=20, description="Failed logins allowed from all addresses together within "
+        "login_window_s (a 4-digit PIN must not be guessable from many addresses)"
+    )
+    login_window_s: Annotated[int, Field(ge=10, le=86_400)] = 900
+    history_step_s: Annotated[int, Field(ge=1, le=3600)] = Field(
+        default=60, description="Resolution of the 24 h chart (one averaged point per step)"
+    )
+    cookie_secure: Literal["auto", "always", "never"] = Field(
+        default="auto",
+        description="Mark cookies Secure: auto = when the request came over HTTPS",
+    )
+
+    @field_validator("auth_store_path")
+    @classmethod
+    def _absolute(cls, v: str | None) -> str | None:
+        if v is not None and not PurePosixPath(v).is_absolute():
+            raise ValueError("must be an absolute path")
+        return v
+
+    def auth_store(self, data_dir: str) -> str:
+        """The auth store in use (the explicit one, or hmi-auth.json under data_dir)."""
+        if self.auth_store_path is not None:
+            return self.auth_store_path
+        return str(PurePosixPath(data_dir) / "hmi-auth.json")

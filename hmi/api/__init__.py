@@ -1,0 +1,1 @@
+"""The HMI's API routers: live data, commands, logins, installer tools."""

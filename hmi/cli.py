@@ -1,0 +1,61 @@
+"""`hearth hmi ...`: the demo site with its wall page, and the installer's way back in.
+
+    hearth hmi demo [--port 8080] [--data-dir DIR] [--tick-real-s 1]
+    hearth hmi reset-password --config SITE.toml   (or --auth-store PATH)
+
+`register(subparsers)` adds the group to the main `hearth` parser; handlers return the exit
+code and let `InputError` through (exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from controller.errors import InputError, Problem
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("hmi", help="the wall-tablet HMI: demo site, password reset")
+    sub = p.add_subparsers(dest="hmi_command", required=True)
+
+    from hmi.demo import add_arguments, run_from_args
+
+    demo = sub.add_parser("demo", help="serve the HMI for the demo site (real controller "
+                                       "against the plant model, a real-data day sped up)")
+    add_arguments(demo)
+    demo.set_defaults(func=run_from_args)
+
+    reset = sub.add_parser("reset-password",
+                           help="forget the installer password and every login; the service "
+                                "prints a new setup code at its next start")
+    reset.add_argument("--config", help="site TOML (its [hmi] / [service] sections say where "
+                                        "the auth store is)")
+    reset.add_argument("--auth-store", help="path of the auth store instead")
+    reset.set_defaults(func=_reset)
+
+
+def _reset(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from hmi.auth import AuthStore
+
+    if (args.config is None) == (args.auth_store is None):
+        raise InputError("hearth hmi reset-password", [Problem(
+            "--config/--auth-store", "give exactly one of them")])
+    if args.config is not None:
+        from controller.config import load_site
+        from hmi.app import hmi_settings
+
+        cfg = load_site(args.config)
+        path = Path(hmi_settings(cfg).auth_store(cfg.service.data_dir))
+    else:
+        path = Path(args.auth_store)
+    if not path.exists():
+        raise InputError(str(path), [Problem("", "no auth store here: nothing to reset (the "
+                                                 "HMI prints a setup code at its first start)")])
+    store = AuthStore(path)
+    store.reset_installer()
+    print(f"{path}: installer password and all logins removed. Restart the Hearth service; "
+          "it prints a new one-time setup code to its log.")
+    return 0

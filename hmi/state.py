@@ -1,0 +1,209 @@
+"""One tick as the wall page shows it: flows, tank, miners, alarms in plain words.
+
+Pure functions of a `TickRecord` and the site config (no clock, no I/O), so the words a
+resident reads are tested like the control core. Staleness is judged with the tick's own
+monotonic time, exactly as the controller judged it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from controller.config.models import Mode, SiteConfig
+from controller.control.types import Measurements, MinerReading, Reading, Trip
+from controller.runtime.ports import TickRecord
+from hmi.schemas import Alarm, Flows, Miner, StateOut, Tank
+
+# code -> (severity, title, what the controller does). Words for residents: no jargon.
+_TRIPS: dict[str, tuple[str, str, str]] = {
+    "stale_meter": ("alarm", "No reading from the grid meter",
+                    "The miners are turned down to zero until the meter answers again."),
+    "import_limit": ("alarm", "The house draws a lot from the grid",
+                     "The miners are turned down so the main fuse is not overloaded."),
+    "dr_cap": ("info", "Grid power limit in force",
+               "The miners are kept below a limit set by the grid operator or a command."),
+    "hold": ("info", "Miners paused", ""),
+    "stale_battery": ("alarm", "No reading from the battery",
+                      "The miners are turned down to zero: the battery reserve cannot be "
+                      "protected without it."),
+    "battery_reserve": ("warning", "Battery at its reserve",
+                        "The miners are turned down so they do not empty the battery."),
+    "stale_tank": ("alarm", "No tank temperature",
+                   "The miners that heat the tank are stopped until the sensor answers."),
+    "tank_max": ("info", "Tank is full of heat",
+                 "The miners that heat the tank are off until it cools down a little."),
+    "forced_off": ("warning", "A miner was stopped early",
+                   "A safety limit stopped it before its minimum run time."),
+}
+
+_STATUS: dict[str, str] = {
+    "grid": "Miners use the solar power the house does not need.",
+    "tank": "Miners run as much as the tank needs to reach its target.",
+    "import_limit": "Miners are held back: the house is close to its grid limit.",
+    "dr_cap": "Miners are held at the grid operator's limit.",
+    "stale_meter": "Miners are stopping: no reading from the grid meter.",
+    "stale_battery": "Miners are stopping: no reading from the battery.",
+    "battery_reserve": "Miners are held back to protect the battery reserve.",
+    "stale_tank": "Tank miners are off: no tank temperature.",
+    "tank_max": "Tank is full of heat: its miners are off.",
+    "hold": "Miners are paused.",
+}
+
+MODE_WORDS: dict[str, str] = {
+    Mode.GRID.value: "Solar surplus",
+    Mode.HEATING.value: "Heat first",
+    Mode.ISLAND.value: "Island",
+}
+
+
+def modes_available(cfg: SiteConfig) -> list[str]:
+    """Modes a person may choose here: heating needs a tank, island is not built yet."""
+    return [Mode.GRID.value] + ([Mode.HEATING.value] if cfg.tank is not None else [])
+
+
+def alarm_of(trip: Trip, hold_reason: str | None = None) -> Alarm:
+    severity, title, detail = _TRIPS.get(
+        trip.code, ("warning", trip.code.replace("_", " ").capitalize(), ""))
+    if trip.code == "hold":
+        detail = _hold_words(hold_reason)
+    if not detail:
+        detail = trip.reason
+    return Alarm(code=trip.code, severity=severity,
+                 title=title, detail=detail, miner=trip.miner)
+
+
+def _hold_words(reason: str | None) -> str:
+    if reason is None:
+        return "The miners are held off."
+    if reason.startswith("random start-up delay"):
+        return "The controller just started and waits a moment before the miners start " \
+               f"({reason.removeprefix('random start-up delay ').strip('()')})."
+    if reason == "waiting for fresh measurements":
+        return "The controller just started and waits for the first meter reading."
+    return f"Held off: {reason}."
+
+
+def _fresh(r: Reading | None, now: float, limit_s: float) -> bool:
+    return r is not None and now - r.at_s <= limit_s
+
+
+def _value(r: Reading | None) -> float | None:
+    return None if r is None else r.value
+
+
+def flows_of(m: Measurements, now: float, cfg: SiteConfig) -> Flows:
+    limit = cfg.control.stale_timeout_s
+    miners_w = sum(r.power_w for r in m.miners.values())
+    pv, grid, bat = _value(m.pv_power_w), _value(m.grid_power_w), _value(m.battery_power_w)
+    load = None
+    if grid is not None and pv is not None and (cfg.battery is None or bat is not None):
+        # The energy balance at the meter; readings a moment apart can make it dip below 0.
+        load = max(pv + grid - (bat or 0.0) - miners_w, 0.0)
+    stale = [name for name, r in (("pv_w", m.pv_power_w), ("grid_w", m.grid_power_w),
+                                  ("battery_w", m.battery_power_w), ("soc_pct", m.soc_pct),
+                                  ("tank_c", m.tank_temp_c))
+             if r is not None and not _fresh(r, now, limit)]
+    heat = None
+    if cfg.tank is not None:
+        tank_names = {mc.name for mc in cfg.miners if mc.heats_tank}
+        heat = sum(r.power_w for n, r in m.miners.items() if n in tank_names) \
+            * cfg.tank.miner_heat_fraction
+    return Flows(pv_w=pv, grid_w=grid, battery_w=bat, soc_pct=_value(m.soc_pct), load_w=load,
+                 miners_w=miners_w, heat_to_tank_w=heat, stale=stale)
+
+
+def _miner_state(r: MinerReading | None, run: bool, now: float, limit_s: float) -> str:
+    if r is None or now - r.at_s > limit_s:
+        return "no_data"
+    if r.running:
+        return "mining" if r.hashrate_ths > 0 else "starting"
+    return "paused" if run else "off"
+
+
+def miners_of(tick: TickRecord, cfg: SiteConfig) -> list[Miner]:
+    cmds = tick.commands.by_name()
+    manual: Mapping[str, float] = tick.overrides.manual_w
+    now, limit = tick.monotonic_s, cfg.control.stale_timeout_s
+    out = []
+    for mc in cfg.miners:
+        r = tick.measurements.miners.get(mc.name)
+        c = cmds.get(mc.name)
+        state = _miner_state(r, c.run if c else False, now, limit)
+        out.append(Miner(
+            name=mc.name, kind=mc.kind, state=state,
+            power_w=None if r is None else r.power_w,
+            target_w=c.power_target_w if c else 0.0, max_power_w=mc.max_power_w,
+            hashrate_ths=None if r is None else r.hashrate_ths,
+            temp_c=None if r is None else r.temp_c,
+            manual_w=manual.get(mc.name), heats_tank=mc.heats_tank))
+    return out
+
+
+_RANK = {"alarm": 0, "warning": 1, "info": 2}
+
+
+def status_of(tick: TickRecord, cfg: SiteConfig, paused: bool) -> str:
+    """The most serious reason first: a safety trip says more than the limiter (which names
+    the first of several equal bounds, e.g. 'grid' when a stale meter also caps at 0)."""
+    cmds = tick.commands
+    if paused:
+        return "Miners are paused. Tap Resume to let them run again."
+    trips = sorted((t for t in cmds.trips if t.code in _STATUS and t.code != "hold"),
+                   key=lambda t: _RANK[_TRIPS[t.code][0]] if t.code in _TRIPS else 3)
+    if trips and _TRIPS.get(trips[0].code, ("info",))[0] != "info":
+        return _STATUS[trips[0].code]
+    if cmds.limiter == "grid" and cmds.total_target_w <= 0:
+        policy = tick.debug.battery_policy if tick.debug is not None else ""
+        if policy == "battery_first" and cfg.battery is not None:
+            return ("The battery charges first: below "
+                    f"{cfg.battery.priority_soc_pct:.0f} % the miners only get the solar "
+                    "power it cannot take.")
+        return "Not enough spare solar power for the miners right now."
+    return _STATUS.get(cmds.limiter, f"Miners limited by {cmds.limiter.replace('_', ' ')}.")
+
+
+def is_service_hold(reason: str | None) -> bool:
+    """The service's own start-up holds (controller/runtime/service.py), as opposed to a
+    pause someone asked for (over MQTT or from this page)."""
+    return reason is not None and (reason == "waiting for fresh measurements"
+                                   or reason.startswith("random start-up delay"))
+
+
+def state_of(tick: TickRecord, cfg: SiteConfig, seq: int, boot_id: str) -> StateOut:
+    """The wall page's view of one tick."""
+    o, c, m = tick.overrides, tick.commands, tick.measurements
+    paused = o.hold_reason is not None and not is_service_hold(o.hold_reason)
+    tank = None
+    if cfg.tank is not None:
+        t = cfg.tank
+        target = t.target_c if o.tank_target_c is None else o.tank_target_c
+        tank = Tank(temp_c=_value(m.tank_temp_c), target_c=target,
+                    min_c=t.min_c, max_c=t.max_c, target_overridden=o.tank_target_c is not None)
+    alarms = [alarm_of(tr, o.hold_reason) for tr in c.trips]
+    return StateOut(
+        available=True, seq=seq, boot_id=boot_id,
+        at=tick.at_utc.strftime("%Y-%m-%dT%H:%M:%SZ"), tick_s=cfg.control.tick_s,
+        site_name=cfg.site.name or cfg.site.id, timezone=cfg.site.timezone,
+        currency=cfg.site.currency,
+        mode=c.mode, configured_mode=cfg.control.mode.value,
+        modes_available=modes_available(cfg), paused=paused, hold_reason=o.hold_reason,
+        limiter=c.limiter, status=status_of(tick, cfg, paused),
+        flows=flows_of(m, tick.monotonic_s, cfg), tank=tank, miners=miners_of(tick, cfg),
+        alarms=alarms, dr_cap_w=o.dr_cap_w, total_target_w=c.total_target_w,
+        import_price_per_kwh=m.import_price_per_kwh,
+        export_price_per_kwh=m.export_price_per_kwh,
+    )
+
+
+def empty_state(cfg: SiteConfig, boot_id: str) -> StateOut:
+    """Before the first tick: the page shows 'waiting for the controller'."""
+    return StateOut(
+        available=False, seq=0, boot_id=boot_id, at=None, tick_s=cfg.control.tick_s,
+        site_name=cfg.site.name or cfg.site.id, timezone=cfg.site.timezone,
+        currency=cfg.site.currency,
+        mode=cfg.control.mode.value, configured_mode=cfg.control.mode.value,
+        modes_available=modes_available(cfg), paused=False, hold_reason=None, limiter=None,
+        status="Waiting for the controller…", flows=None, tank=None, miners=[], alarms=[],
+        dr_cap_w=None, total_target_w=None, import_price_per_kwh=None,
+        export_price_per_kwh=None,
+    )

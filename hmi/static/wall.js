@@ -1,0 +1,544 @@
+// The wall page: live state over Server-Sent Events, the power-flow diagram, the tank, the
+// miners, revenue, the 24 h chart and the one-tap mode buttons (PIN when needed).
+// Reconnects by itself: EventSource retries after a dropped connection, and when the
+// browser gives up (an HTTP error while the Pi restarts) a new one is opened with backoff.
+
+import { ApiError, api, applyTheme, auth, el, fmtInt, fmtMoney, fmtPower, refreshSession,
+         toggleTheme } from "./common.js";
+
+const $ = (id) => document.getElementById(id);
+const view = {
+  state: null, bootId: null, lastMsg: 0, points: [], connected: false, downSince: null,
+  es: null, retryMs: 1000, pending: null, tab: "now", lastTouch: Date.now(), revenue: null,
+};
+
+// ---- time ------------------------------------------------------------------------------
+
+function tz() { return (view.state && view.state.timezone) || undefined; }
+
+function fmtTime(date, opts) {
+  try { return new Intl.DateTimeFormat(undefined, { timeZone: tz(), ...opts }).format(date); }
+  catch (e) { return new Intl.DateTimeFormat(undefined, opts).format(date); }
+}
+
+function tickClock() {
+  const at = view.state && view.state.at ? new Date(view.state.at) : new Date();
+  $("clock").textContent = fmtTime(at, { weekday: "short", day: "numeric", month: "short",
+                                         hour: "2-digit", minute: "2-digit" });
+}
+
+// ---- live connection -------------------------------------------------------------------
+
+function staleLimitMs() {
+  const tick = view.state ? view.state.tick_s : 1;
+  return Math.max(15000, tick * 3000 + 5000);
+}
+
+function setConn(kind, text) {
+  const c = $("conn");
+  c.className = `conn conn-${kind}`;
+  $("conn-text").textContent = text;
+}
+
+function watchdog() {
+  const now = Date.now();
+  const banner = $("banner");
+  if (!view.connected) {
+    setConn("down", "Reconnecting…");
+    if (view.downSince && now - view.downSince > 3000) {
+      banner.textContent = "No connection to the controller. Trying again… The values shown may be old.";
+      banner.hidden = false;
+      document.body.classList.add("is-stale");
+    }
+  } else if (view.state && view.state.available && now - view.lastMsg > staleLimitMs()) {
+    setConn("wait", "No news");
+    const since = fmtTime(new Date(view.lastMsg), { hour: "2-digit", minute: "2-digit" });
+    banner.textContent = `The controller has sent nothing since ${since}. The values shown may be old.`;
+    banner.hidden = false;
+    document.body.classList.add("is-stale");
+  } else {
+    setConn(view.state && view.state.available ? "live" : "wait",
+            view.state && view.state.available ? "Live" : "Starting…");
+    banner.hidden = true;
+    document.body.classList.remove("is-stale");
+  }
+  tickClock();
+  if (view.tab !== "now" && Date.now() - view.lastTouch > 120000) showTab("now");
+}
+
+function connect() {
+  if (view.es) view.es.close();
+  const es = new EventSource("/api/events");
+  view.es = es;
+  es.addEventListener("open", () => {
+    view.connected = true;
+    view.downSince = null;
+    view.retryMs = 1000;
+  });
+  es.addEventListener("hello", (ev) => {
+    const { boot_id } = JSON.parse(ev.data);
+    if (view.bootId !== null && view.bootId !== boot_id) onRestart();
+    view.bootId = boot_id;
+  });
+  es.addEventListener("state", (ev) => {
+    view.connected = true;
+    view.lastMsg = Date.now();
+    render(JSON.parse(ev.data));
+  });
+  es.addEventListener("point", (ev) => {
+    const p = JSON.parse(ev.data);
+    if (!view.points.length || p.t > view.points[view.points.length - 1].t) {
+      view.points.push(p);
+      const cut = p.t - 24 * 3600;
+      while (view.points.length && view.points[0].t <= cut) view.points.shift();
+      renderChart();
+    }
+  });
+  es.addEventListener("error", () => {
+    view.connected = false;
+    if (view.downSince === null) view.downSince = Date.now();
+    if (es.readyState === EventSource.CLOSED) {
+      // The browser gave up (e.g. an error page while the Pi restarts): try again ourselves.
+      setTimeout(connect, view.retryMs);
+      view.retryMs = Math.min(view.retryMs * 2, 10000);
+    }
+  });
+}
+
+function onRestart() {
+  loadHistory();
+  loadRevenue();
+  refreshSession().catch(() => {});
+}
+
+// ---- rendering -------------------------------------------------------------------------
+
+const MODE_WORDS = { grid: "Solar surplus", heating: "Heat first", island: "Island" };
+
+function render(s) {
+  view.state = s;
+  $("site-name").textContent = s.site_name;
+  $("status").textContent = s.status;
+  renderModes(s);
+  renderAlarms(s);
+  if (s.flows) renderFlow(s.flows);
+  renderTank(s.tank);
+  renderMiners(s.miners);
+  tickClock();
+  watchdog();
+}
+
+function renderModes(s) {
+  for (const b of document.querySelectorAll(".mode[data-mode]")) {
+    const m = b.dataset.mode;
+    b.hidden = !s.modes_available.includes(m);
+    b.setAttribute("aria-pressed", String(s.mode === m && !s.paused));
+    if (view.pending && view.pending.mode === m && s.mode === m) view.pending = null;
+  }
+  const pause = document.querySelector(".mode[data-action=pause]");
+  pause.setAttribute("aria-pressed", String(s.paused));
+  $("pause-label").textContent = s.paused ? "Resume" : "Pause";
+  $("ic-pause").hidden = s.paused;
+  $("ic-resume").hidden = !s.paused;
+  if (view.pending && view.pending.paused !== undefined && view.pending.paused === s.paused) {
+    view.pending = null;
+  }
+  for (const b of document.querySelectorAll(".mode")) {
+    const busy = view.pending && ((view.pending.mode && b.dataset.mode === view.pending.mode)
+      || (view.pending.paused !== undefined && b.dataset.action === "pause"));
+    b.classList.toggle("busy", Boolean(busy));
+  }
+}
+
+function renderAlarms(s) {
+  const box = $("alarms");
+  box.replaceChildren();
+  const shown = s.alarms.filter((a) => !(a.code === "hold" && s.paused));
+  for (const a of shown.slice(0, 2)) {
+    box.append(el("div", { class: `alarm sev-${a.severity}`, "data-code": a.code },
+                  el("b", { text: a.title }), el("span", { text: a.detail })));
+  }
+  if (shown.length > 2) box.append(el("div", { class: "alarm sev-info", text: `and ${shown.length - 2} more` }));
+}
+
+function flowLine(id, watts, reverse) {
+  const line = $(id);
+  const on = watts !== null && Math.abs(watts) >= 20;
+  line.classList.toggle("on", on);
+  line.classList.toggle("rev", Boolean(reverse));
+  if (on) {
+    const d = Math.max(0.35, 2.4 - 0.55 * Math.log10(Math.max(Math.abs(watts), 50) / 50));
+    line.style.animationDuration = `${d.toFixed(2)}s`;
+  }
+}
+
+function renderFlow(f) {
+  const stale = new Set(f.stale);
+  $("v-pv").textContent = fmtPower(f.pv_w);
+  flowLine("fl-pv", f.pv_w, false);
+  $("n-pv").classList.toggle("stale", stale.has("pv_w"));
+
+  $("v-grid").textContent = fmtPower(f.grid_w);
+  const exporting = f.grid_w !== null && f.grid_w <= -20;
+  $("l-grid").textContent = f.grid_w === null ? "Grid" : exporting ? "Selling to grid"
+    : f.grid_w >= 20 ? "Buying from grid" : "Grid";
+  $("n-grid").classList.toggle("exporting", exporting);
+  $("n-grid").classList.toggle("stale", stale.has("grid_w"));
+  flowLine("fl-grid", f.grid_w, exporting);
+
+  const hasBat = f.battery_w !== null || f.soc_pct !== null;
+  for (const id of ["n-bat", "ln-bat", "fl-bat"]) $(id).style.display = hasBat ? "" : "none";
+  if (hasBat) {
+    const soc = f.soc_pct === null ? "" : ` ${Math.round(f.soc_pct)} %`;
+    $("v-bat").textContent = fmtPower(f.battery_w);
+    $("l-bat").textContent = (f.battery_w >= 20 ? "Charging" : f.battery_w <= -20 ? "Discharging"
+      : "Battery") + soc;
+    const fill = $("bat-fill");
+    const h = 16 * Math.max(0, Math.min(100, f.soc_pct || 0)) / 100;
+    fill.setAttribute("y", String(20 - h));
+    fill.setAttribute("height", String(h));
+    flowLine("fl-bat", f.battery_w, f.battery_w !== null && f.battery_w < 0);
+    $("n-bat").classList.toggle("stale", stale.has("battery_w") || stale.has("soc_pct"));
+  }
+
+  $("v-house").textContent = fmtPower(f.load_w);
+  flowLine("fl-house", f.load_w, false);
+  $("v-miners").textContent = fmtPower(f.miners_w);
+  flowLine("fl-miners", f.miners_w, false);
+  const heat = f.heat_to_tank_w;
+  $("v-heat").textContent = heat !== null && heat >= 20 ? `${fmtPower(heat)} → tank` : "";
+}
+
+function tankWords(t) {
+  if (t.temp_c === null) return "No reading";
+  if (t.temp_c < t.min_c) return "Cold: the backup heater helps";
+  if (t.temp_c >= t.max_c - 1) return "Full of heat";
+  if (Math.abs(t.temp_c - t.target_c) <= 1) return "At its target";
+  return t.temp_c < t.target_c ? "Warming up" : "Storing extra heat";
+}
+
+function renderTank(t) {
+  const box = $("tank");
+  box.hidden = !t;
+  if (!t) return;
+  const lo = t.min_c - 10;
+  const hi = t.max_c + 5;
+  const pos = (c) => `${(100 * Math.max(0, Math.min(1, (c - lo) / (hi - lo)))).toFixed(1)}%`;
+  $("tank-fill").style.height = t.temp_c === null ? "0" : `calc(${pos(t.temp_c)} - 12px)`;
+  const band = $("tank-band");
+  band.style.bottom = pos(t.min_c);
+  band.style.top = `calc(100% - ${pos(t.max_c)})`;
+  for (const [id, c, word] of [["mark-max", t.max_c, "max"], ["mark-target", t.target_c, "target"],
+                               ["mark-min", t.min_c, "min"]]) {
+    const m = $(id);
+    m.style.bottom = pos(c);
+    m.firstElementChild.textContent = `${word} ${Math.round(c)}°`;
+  }
+  $("tank-temp").textContent = t.temp_c === null ? "–" : `${Math.round(t.temp_c)} °C`;
+  $("tank-words").textContent = tankWords(t) + (t.target_overridden ? " (target set by hand)" : "");
+}
+
+const STATE_WORDS = { mining: "Mining", starting: "Starting", paused: "Paused", off: "Off",
+                      no_data: "No data" };
+
+function fmtHash(ths) {
+  if (ths === null || ths === undefined) return "–";
+  if (ths === 0) return "0 TH/s";
+  if (ths < 1) return `${Math.round(ths * 1000)} GH/s`;
+  return `${ths.toFixed(ths < 10 ? 2 : 1)} TH/s`;
+}
+
+function renderMiners(miners) {
+  const box = $("miners");
+  box.replaceChildren();
+  if (!miners.length) {
+    box.append(el("p", { class: "muted", text: "No miner data yet." }));
+    return;
+  }
+  for (const m of miners) {
+    const manual = m.manual_w === null ? "" : m.manual_w === 0 ? " · kept off" : ` · held at ${fmtPower(m.manual_w)}`;
+    const pct = m.power_w === null ? 0 : Math.max(0, Math.min(100, 100 * m.power_w / m.max_power_w));
+    box.append(el("div", { class: "miner", "data-miner": m.name },
+      el("div", {}, el("div", { class: "name", text: m.name }),
+         el("div", { class: `state st-${m.state}`, text: STATE_WORDS[m.state] + manual })),
+      el("div", {}, el("div", { class: "big", text: fmtPower(m.power_w) }),
+         el("div", { class: "unit", text: "power" })),
+      el("div", {}, el("div", { class: "big", text: fmtHash(m.hashrate_ths) }),
+         el("div", { class: "unit", text: "hash rate" })),
+      el("div", {}, el("div", { class: "big", text: m.temp_c === null ? "–" : `${Math.round(m.temp_c)}°` }),
+         el("div", { class: "unit", text: "temp." })),
+      el("div", { class: "bar" }, el("i", { style: `width:${pct.toFixed(0)}%` }))));
+  }
+}
+
+// ---- revenue ---------------------------------------------------------------------------
+
+function periodBox(title, p, currency) {
+  const net = Number(p.net);
+  return el("div", { class: "period", "data-period": p.label },
+    el("h3", { text: title }),
+    el("div", { class: `net ${net > 0 ? "pos" : net < 0 ? "neg" : ""}`, text: fmtMoney(p.net, currency, true) }),
+    el("dl", {},
+      el("dt", { text: "Bitcoin" }), el("dd", {}, `${fmtInt(p.sats)} ${p.sats === 1 ? "sat" : "sats"}`,
+                                        el("small", { text: `worth ${fmtMoney(p.btc_value, currency)}` })),
+      el("dt", { text: "Heat" }), el("dd", {}, fmtMoney(p.heat_value, currency),
+                                     el("small", { text: `${Number(p.heat_kwh).toFixed(1)} kWh` })),
+      el("dt", { text: "Power" }), el("dd", {}, fmtMoney(p.fiat, currency, true),
+                                      el("small", { text: "grid & solar used" }))));
+}
+
+function renderMoney(r) {
+  const box = $("money");
+  box.replaceChildren();
+  if (!r.available) {
+    box.append(el("p", { class: "unavailable", text: `Not available: ${r.reason || "no ledger"}` }));
+    return;
+  }
+  box.append(periodBox("Today", r.today, r.currency), periodBox("This month", r.month, r.currency),
+             el("p", { class: "note", text: "Total = Bitcoin + heat − power used" }));
+}
+
+async function loadRevenue() {
+  try {
+    view.revenue = await api("GET", "/api/revenue");
+    renderMoney(view.revenue);
+  } catch (e) {
+    if (!view.revenue) renderMoney({ available: false, reason: e.words });
+  }
+}
+
+// ---- chart -----------------------------------------------------------------------------
+
+async function loadHistory() {
+  try {
+    const h = await api("GET", "/api/history");
+    view.points = h.points;
+    renderChart();
+  } catch (e) { /* the live feed fills it */ }
+}
+
+function pathOf(points, key, x, y, area) {
+  let d = "";
+  let open = false;
+  let lastX = 0;
+  for (const p of points) {
+    const v = p[key];
+    if (v === null || v === undefined) {
+      if (open && area) d += `L${lastX},${y(0)}Z`;
+      open = false;
+      continue;
+    }
+    const px = x(p.t).toFixed(1);
+    const py = y(v).toFixed(1);
+    if (!open) {
+      d += area ? `M${px},${y(0)}L${px},${py}` : `M${px},${py}`;
+      open = true;
+    } else {
+      d += `L${px},${py}`;
+    }
+    lastX = px;
+  }
+  if (open && area) d += `L${lastX},${y(0)}Z`;
+  return d;
+}
+
+function renderChart() {
+  const svg = $("chart");
+  const axis = $("chart-axis");
+  const pts = view.points;
+  svg.replaceChildren();
+  axis.replaceChildren();
+  $("chart-y").replaceChildren();
+  const ns = "http://www.w3.org/2000/svg";
+  const W = 1000;
+  const H = 300;
+  if (pts.length < 2) {
+    axis.append(el("span", { class: "yl", text: "The chart fills in as the day goes on." }));
+    $("chart-scale").textContent = "";
+    return;
+  }
+  const end = pts[pts.length - 1].t;
+  const start = end - 24 * 3600;
+  let top = 1000;
+  for (const p of pts) top = Math.max(top, p.pv_w || 0, p.load_w || 0, p.miners_w || 0);
+  const stepKw = top > 12000 ? 5 : top > 5000 ? 2 : 1;
+  const maxW = Math.ceil(top / 1000 / stepKw) * stepKw * 1000;
+  const prices = pts.map((p) => p.import_price).filter((v) => v !== null && v !== undefined);
+  const pMax = Math.max(0.01, ...prices) * 1.15;
+  const pMin = Math.min(0, ...prices);
+  const x = (t) => ((t - start) / (end - start)) * W;
+  const y = (w) => H - (w / maxW) * (H - 4);
+  const yp = (v) => H - ((v - pMin) / (pMax - pMin)) * (H - 4);
+  const add = (cls, d) => {
+    const p = document.createElementNS(ns, "path");
+    p.setAttribute("class", cls);
+    p.setAttribute("d", d);
+    svg.append(p);
+  };
+  for (let kw = stepKw; kw * 1000 <= maxW; kw += stepKw) {
+    add("grid", `M0,${y(kw * 1000)}H${W}`);
+    $("chart-y").append(el("span", { style: `top:${(100 * y(kw * 1000) / H).toFixed(1)}%`, text: `${kw} kW` }));  // just below its line
+  }
+  add("c-pv", pathOf(pts, "pv_w", x, y, true));
+  add("c-miners", pathOf(pts, "miners_w", x, y, true));
+  add("c-load", pathOf(pts, "load_w", x, y, false));
+  if (prices.length) add("c-price", pathOf(pts, "import_price", x, yp, false));
+  // hour labels every 3 h (site time), kW scale at the left, price scale at the right
+  const hourS = 3600;
+  for (let t = Math.ceil(start / (3 * hourS)) * 3 * hourS; t <= end; t += 3 * hourS) {
+    const left = (100 * (t - start)) / (end - start);
+    if (left < 4 || left > 96) continue;
+    axis.append(el("span", { style: `left:${left.toFixed(1)}%`,
+                             text: fmtTime(new Date(t * 1000), { hour: "numeric" }) }));
+  }
+  $("chart-scale").textContent = prices.length && view.state
+    ? `price: top of chart = ${pMax.toFixed(2)} ${view.state.currency}/kWh` : "";
+}
+
+// ---- commands, PIN ---------------------------------------------------------------------
+
+function toast(text, error = false) {
+  const t = $("toast");
+  t.textContent = text;
+  t.className = `toast${error ? " err" : ""}`;
+  t.hidden = false;
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => { t.hidden = true; }, error ? 6000 : 3000);
+}
+
+let pinResolve = null;
+let pinDigits = "";
+
+function pinShow(message) {
+  pinDigits = "";
+  $("pin-dots").textContent = "";
+  $("pin-error").textContent = message || "";
+  const d = $("pin");
+  if (!d.open) d.showModal();
+  return new Promise((resolve) => { pinResolve = resolve; });
+}
+
+function pinClose(ok) {
+  const d = $("pin");
+  if (d.open) d.close();
+  if (pinResolve) pinResolve(ok);
+  pinResolve = null;
+}
+
+async function pinSubmit() {
+  if (pinDigits.length < 4) {
+    $("pin-error").textContent = "The PIN has at least 4 digits";
+    return;
+  }
+  try {
+    const s = await api("POST", "/api/auth/pin", { pin: pinDigits });
+    auth.role = s.role;
+    auth.csrf = s.csrf_token;
+    pinClose(true);
+  } catch (e) {
+    pinDigits = "";
+    $("pin-dots").textContent = "";
+    $("pin-error").textContent = e.status === 401 ? "Wrong PIN. Try again."
+      : e.status === 429 ? `Too many tries. Wait ${Math.ceil((e.retryAfter || 60) / 60)} min.`
+        : e.words;
+  }
+}
+
+function pinKey(k) {
+  if (k === "ok") { pinSubmit(); return; }
+  if (k === "back") pinDigits = pinDigits.slice(0, -1);
+  else if (pinDigits.length < 8) pinDigits += k;
+  $("pin-dots").textContent = "●".repeat(pinDigits.length);
+  $("pin-error").textContent = "";
+}
+
+async function command(path, body, pending) {
+  view.pending = pending;
+  if (view.state) renderModes(view.state);
+  try {
+    const r = await api("POST", path, body);
+    toast(r.message);
+    setTimeout(() => { view.pending = null; if (view.state) renderModes(view.state); }, 6000);
+  } catch (e) {
+    view.pending = null;
+    if (view.state) renderModes(view.state);
+    if (e.status === 401 || (e.status === 403 && auth.role === "none")) {
+      if (!auth.pinConfigured) await refreshSession().catch(() => {});
+      if (auth.pinConfigured) {
+        if (await pinShow()) return command(path, body, pending);
+        return undefined;
+      }
+      toast("Changing this needs a PIN. Ask your installer to set one.", true);
+    } else {
+      toast(e.words, true);
+    }
+  }
+  return undefined;
+}
+
+function wire() {
+  for (const b of document.querySelectorAll(".mode[data-mode]")) {
+    b.addEventListener("click", () => {
+      const mode = b.dataset.mode;
+      const s = view.state;
+      if (s && s.paused) {
+        // One tap: leave the pause and run in the chosen mode.
+        command("/api/commands/pause", { paused: false }, { paused: false })
+          .then(() => command("/api/commands/mode", { mode }, { mode }));
+        return;
+      }
+      command("/api/commands/mode", { mode }, { mode });
+    });
+  }
+  document.querySelector(".mode[data-action=pause]").addEventListener("click", () => {
+    const paused = !(view.state && view.state.paused);
+    command("/api/commands/pause", { paused }, { paused });
+  });
+  $("theme").addEventListener("click", toggleTheme);
+  for (const b of document.querySelectorAll(".tabs button")) {
+    b.addEventListener("click", () => showTab(b.dataset.tab));
+  }
+  for (const b of document.querySelectorAll(".pad button")) {
+    b.addEventListener("click", () => pinKey(b.dataset.key));
+  }
+  $("pin-cancel").addEventListener("click", () => pinClose(false));
+  $("pin").addEventListener("cancel", () => pinClose(false));
+  document.addEventListener("pointerdown", () => { view.lastTouch = Date.now(); });
+}
+
+function showTab(name) {
+  view.tab = name;
+  for (const p of document.querySelectorAll(".page")) p.classList.toggle("shown", p.dataset.page === name);
+  for (const b of document.querySelectorAll(".tabs button")) {
+    if (b.dataset.tab === name) b.setAttribute("aria-current", "page");
+    else b.removeAttribute("aria-current");
+  }
+  if (name === "chart") renderChart();
+}
+
+async function main() {
+  applyTheme();
+  wire();
+  showTab("now");
+  try { await refreshSession(); } catch (e) { /* offline: the feed retries */ }
+  if (!auth.publicView && auth.role === "none") {
+    // A private HMI: this panel must be logged in before it may show anything.
+    $("banner").textContent = auth.pinConfigured ? "Enter the PIN to show this panel."
+      : "This panel is not logged in. Ask your installer.";
+    $("banner").hidden = false;
+    if (auth.pinConfigured) {
+      $("pin-title").textContent = "Enter the PIN to show this panel";
+      while (!(await pinShow())) { /* the panel is useless without it */ }
+      $("pin-title").textContent = "Enter the PIN to change the mode";
+    }
+  }
+  connect();
+  loadHistory();
+  loadRevenue();
+  setInterval(watchdog, 1000);
+  setInterval(loadRevenue, 30000);
+}
+
+main();
+window.hearth = view;  // for the browser tests and the curious
+export { ApiError };

@@ -23,6 +23,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from controller.economics.csvrows import records
 from controller.economics.hashprice import SATS_PER_BTC
 from controller.errors import InputError, Problem
 
@@ -114,14 +115,7 @@ def read_payouts_csv(path: str | Path) -> list[Payout]:
     unit = units[0]
     out: list[Payout] = []
     seen: dict[str, int] = {}
-    for line, row in enumerate(rows[1:], start=2):
-        if not any(c.strip() for c in row):
-            continue
-        if len(row) != len(header):
-            problems.append(Problem(f"row {line}", f"has {len(row)} fields, the header has "
-                                                   f"{len(header)}"))
-            continue
-        cell = dict(zip(header, row, strict=True))
+    for line, cell in records(rows, header, problems):
         t = _time(cell["time"])
         if isinstance(t, str):
             problems.append(Problem(f"row {line}, column time", t))

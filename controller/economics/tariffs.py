@@ -35,6 +35,7 @@ from pydantic import Discriminator, Field, Tag, field_validator
 
 from controller.config.base import Strict
 from controller.config.ledger import parse_window
+from controller.economics.csvrows import records
 from controller.errors import InputError, Problem
 
 log = logging.getLogger(__name__)
@@ -221,14 +222,7 @@ def read_price_csv(path: str | Path, formula: RetailFormula | None = None) -> Se
     fml = formula or RetailFormula()
     starts: list[int] = []
     prices: list[PricePair] = []
-    for line, row in enumerate(rows[1:], start=2):
-        if not any(c.strip() for c in row):
-            continue
-        if len(row) != len(header):
-            problems.append(Problem(f"row {line}", f"has {len(row)} fields, the header has "
-                                                   f"{len(header)}"))
-            continue
-        cell = dict(zip(header, row, strict=True))
+    for line, cell in records(rows, header, problems):
         t = _parse_time(cell["time"])
         if isinstance(t, str):
             problems.append(Problem(f"row {line}, column time", t))

@@ -378,7 +378,12 @@ class MinerDriver(ABC):
         if self._run is False:
             return SetResult("unchanged", 0.0, None, None, "already paused")
         if not self.caps.can_pause:
-            return self._refuse("unsupported", 0.0, f"{self.api} firmware has no pause")
+            # The best this firmware allows: its lowest power. Still reported as not done,
+            # so nobody takes it for off (a relay is the way to switch such a board off).
+            held = await self.set_power(self.caps.min_power_w)
+            what = (f"held at its minimum {self.caps.min_power_w:.0f} W" if held.ok
+                    else f"lowering it to its minimum failed ({held.reason})")
+            return self._refuse("unsupported", 0.0, f"{self.api} firmware has no pause: {what}")
         try:
             await self._call(self._pause)
         except FirmwareRefused as err:

@@ -103,7 +103,8 @@ async def run_demo(site_file: Path, trace: Path, out: Path, speed: float, start_
                 proc.kill()
                 rc = 1
         print(f"hearth run exited with {proc.returncode}; miners now: "
-              + ", ".join(f"{n} {'paused' if m.paused else 'running'}"
+              + ", ".join(f"{n} " + ("paused" if m.paused else
+                                     f"running at {m.model.power_w:.0f} W (no pause in its API)")
                           for n, m in site.miners.items()))
         await site.stop()
     return rc if proc.returncode == 0 else 1

@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_SITE ?= hil/sites/house-10kwp.toml
 DEMO_TRACE ?= hil/traces/house-spring-day.csv
 
-.PHONY: demo test check lint typecheck unit bench install system-deps clean firmware-deploy
+.PHONY: demo test check lint typecheck unit bench install system-deps clean firmware-deploy hil
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -78,6 +78,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/ledger_bench.py
 	$(BIN)/python bench/modbus_bench.py
 	$(BIN)/python bench/service_bench.py
+
+# Every HIL scenario in hil/scenarios/ against the unmodified hearth run (reports in out/hil).
+hil: $(STAMP)
+	$(BIN)/python -m hil.rig run --out out/hil
 
 # Flash the satellite firmware: make firmware-deploy PORT=/dev/ttyUSB0 [CONFIG=..] [BOARD=..]
 firmware-deploy: $(STAMP)

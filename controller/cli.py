@@ -161,6 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
     from hmi.cli import register as register_hmi
 
     register_hmi(sub)
+
+    from hil.rig.cli import register as register_hil
+
+    register_hil(sub)
     return p
 
 

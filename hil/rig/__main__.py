@@ -1,0 +1,5 @@
+import sys
+
+from hil.rig.cli import main
+
+sys.exit(main())

@@ -1,0 +1,137 @@
+"""The HIL rig end to end: the unmodified `hearth run` process against the emulated site.
+
+Real sockets only: the GX Modbus TCP emulator, the Braiins OS / AxeOS HTTP emulators, the
+controller as a subprocess. Two scenarios run side by side per test to keep the suite
+short. The self-test runs the same meter-loss scenario against a controller whose
+stale-meter guard is removed (hil/rig/broken.py) and requires the rig to fail it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from controller.errors import InputError
+from hil.rig.checks import check_import_limit, check_min_on_off, run_checks
+from hil.rig.report import write_reports
+from hil.rig.runner import Row, RunRecord, run_scenario
+from hil.rig.scenario import ROOT, Fault, load_scenario, parse_scenario, site_dict_for
+from hil.site import SiteState
+
+SCEN = ROOT / "hil" / "scenarios"
+
+
+def _statuses(doc: dict[str, object]) -> dict[str, str]:
+    checks = doc["checks"]
+    assert isinstance(checks, list)
+    return {c["name"]: c["status"] for c in checks}
+
+
+async def _run(name: str, out: Path, controller: str = "real") -> dict[str, object]:
+    s = load_scenario(SCEN / f"{name}.toml")
+    rec = await run_scenario(s, out / f"{name}-{controller}", controller)
+    return write_reports(rec, run_checks(rec), controller, out / f"{name}-{controller}")
+
+
+async def test_meter_loss_passes_and_a_controller_without_stale_guard_fails(
+        tmp_path: Path) -> None:
+    good, bad = await asyncio.gather(_run("meter-silent", tmp_path),
+                                     _run("meter-silent", tmp_path, "no-stale-guard"))
+    assert good["passed"], json.dumps(good, indent=1)
+    st = _statuses(good)
+    for name in ("import_limit", "stale_to_zero", "min_on_off", "recovery", "ledger"):
+        assert st[name] == "passed", name
+    assert st["tank_max"] == "skipped"  # this site has no tank: reported, not passed
+    figs = good["figures"]
+    assert isinstance(figs, dict)
+    assert figs["stale_to_zero.worst_to_zero_s"] <= 3 + 0.5 + 1 + 1.5
+    assert figs["trips"].get("stale_meter", 0) > 0
+    assert figs["recovery.worst_recovery_s"] <= 10
+    assert figs["controller_exit_code"] == 0
+    # The broken policy keeps the S9 running blind: the rig must say so.
+    assert not bad["passed"]
+    assert _statuses(bad)["stale_to_zero"] == "failed"
+    assert "never reached 0 W" in json.dumps(bad["checks"])
+    junit = ET.parse(tmp_path / "meter-silent-no-stale-guard" / "junit.xml").getroot()
+    failures = [tc.get("name") for tc in junit.iter("testcase")
+                if tc.find("failure") is not None]
+    assert "stale_to_zero" in failures
+    skipped = [tc.get("name") for tc in junit.iter("testcase")
+               if tc.find("skipped") is not None]
+    assert skipped == ["tank_max"]
+    lines = (tmp_path / "meter-silent-real" / "timeline.csv").read_text().splitlines()
+    assert lines[0].startswith("t_s,plant_s,pv_w")
+    assert any("meter_silent" in ln for ln in lines[1:])
+
+
+async def test_sigkill_restart_and_garbage_frames(tmp_path: Path) -> None:
+    kill, garbage = await asyncio.gather(_run("kill-restart", tmp_path),
+                                         _run("modbus-garbage", tmp_path))
+    assert kill["passed"], json.dumps(kill, indent=1)
+    figs = kill["figures"]
+    assert isinstance(figs, dict)
+    assert figs["controller_restarts"] == 1
+    assert figs["ledger.intervals"] >= 1
+    # Down for 4 s of a 40 s run: covered time shows the gap, and nothing twice.
+    assert 20 < figs["ledger.covered_s"] < 38
+    assert garbage["passed"], json.dumps(garbage, indent=1)
+    assert _statuses(garbage)["stale_to_zero"] == "passed"
+
+
+def _row(t: float, grid_w: float, s9_w: float, paused: bool, faults: tuple[str, ...] = ()
+         ) -> Row:
+    return Row(t, SiteState(t, 0.0, 0.0, grid_w, 0.0, float("nan"), float("nan"),
+                            {"s9": s9_w}), {"s9": paused}, {"s9": s9_w}, faults, True)
+
+
+def _record(rows: list[Row]) -> RunRecord:
+    s = load_scenario(SCEN / "meter-silent.toml")
+    sd = site_dict_for(s)
+    sd["miners"] = [m for m in sd["miners"] if m["name"] == "s9"]
+    return RunRecord(s, sd, {}, rows)
+
+
+def test_checks_catch_violations_on_a_synthetic_timeline() -> None:
+    # S9 resumed 1 s after pausing (min_off_s = 3) with no fault on: a violation.
+    rec = _record([_row(0, -50, 900, False), _row(1, -50, 0, True), _row(2, -50, 600, False)])
+    c = check_min_on_off(rec)
+    assert not c.passed and "resumed after 1.0s" in c.violations[0]
+    # The same pause while a fault is on is a forced stop, and 3 s later a legal resume.
+    rec = _record([_row(0, -50, 900, False), _row(1, 0, 0, True, ("meter_silent",)),
+                   _row(4.5, -50, 600, False)])
+    assert check_min_on_off(rec).passed
+    # Import above the limit while the S9 draws: a violation; the house alone: not one.
+    limit = 17000.0
+    assert not check_import_limit(_record([_row(0, limit + 500, 900, False)])).passed
+    assert check_import_limit(_record([_row(0, limit + 500, 0, True)])).passed
+
+
+def test_scenarios_parse_and_bad_ones_name_the_field() -> None:
+    files = sorted(SCEN.glob("*.toml"))
+    assert len(files) >= 6
+    for p in files:
+        assert load_scenario(p).name == p.stem
+    with pytest.raises(InputError) as e:
+        parse_scenario({"name": "x", "duration_s": 10,
+                        "faults": [{"kind": "meteor", "at_s": 1, "duration_s": 1},
+                                   {"kind": "meter_silent", "at_s": 8, "duration_s": 5},
+                                   {"kind": "miner_hang", "at_s": 1, "duration_s": 1}]},
+                       "test")
+    text = str(e.value)
+    assert "faults[0].kind" in text and "meteor" in text
+    assert "faults[1].duration_s" in text and "after the scenario" in text
+    assert "faults[2].miner" in text
+    f = Fault("meter_silent", 2.0, 3.0)
+    assert f.end_s == 5.0
+
+
+def test_real_hardware_target() -> None:
+    target = os.environ.get("HIL_TARGET")
+    if not target:
+        pytest.skip("HIL_TARGET not set: no real site config, real-hardware scenarios not run")
+    pytest.fail(f"HIL_TARGET={target} is set but the real-hardware runner is not built yet")

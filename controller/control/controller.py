@@ -24,6 +24,8 @@ from controller.control.battery import BatteryArbiter
 from controller.control.loops import GridLoop, TankLoop
 from controller.control.overrides import NO_OVERRIDES, Overrides
 from controller.control.types import Commands, Measurements, Reading, Trip
+from controller.economics.breakeven import site_break_even
+from controller.economics.hashprice import network_terms
 
 
 class StepDebug(NamedTuple):
@@ -69,6 +71,16 @@ class Controller:
         )
         self.allocator = Allocator(cfg.miners, c.on_hysteresis_w, c.on_delay_s, c.off_delay_s)
         self._tank_miners = frozenset(m.name for m in cfg.miners if m.heats_tank)
+        # What a kWh through each miner is worth (BTC; plus displaced backup heat when the
+        # tank wants heat), most efficient first: below that import price, buying pays.
+        b = cfg.bitcoin
+        terms = network_terms(b.network_difficulty, b.block_subsidy_btc, b.fees_per_block_btc,
+                              b.btc_price, b.pool_fee_pct)
+        warm, cold = site_break_even(cfg, terms, True), site_break_even(cfg, terms, False)
+        self._worth: list[tuple[float, float, float]] = [
+            (m.max_power_w, float(cold[m.name].total_per_kwh), float(warm[m.name].total_per_kwh))
+            for m in self.allocator.miners
+        ]
         # Constants of the site, derived once (the step runs every second for years).
         self._import_limit_w = cfg.site.import_limit_w
         self._miner_import_limit_w = self._import_limit_w - c.import_headroom_w
@@ -77,6 +89,16 @@ class Controller:
             self._tank_j_per_k = cfg.tank.heat_capacity_j_per_k / cfg.tank.miner_heat_fraction
         self._last_now: float | None = None
         self.debug: StepDebug | None = None
+
+    def worth_buying_w(self, import_price_per_kwh: float, tank_wants_heat: bool) -> float:
+        """Miner power worth buying from the grid at this price: the miners (most efficient
+        first) whose value per kWh is above it. Any miner is worth running at a price <= 0."""
+        total = 0.0
+        for max_w, cold, warm in self._worth:
+            if (warm if tank_wants_heat else cold) <= import_price_per_kwh:
+                break
+            total += max_w
+        return total
 
     def step(self, m: Measurements, now: float, o: Overrides = NO_OVERRIDES) -> Commands:
         cfg, c = self.cfg, self.cfg.control
@@ -194,6 +216,7 @@ class Controller:
                 tank_loop_w = self.tank_loop.update(t.value, dt)
 
         # 2-3. Loops and selector.
+        buying = False
         if not meter_ok:
             grid_loop_w = 0.0
             available = 0.0
@@ -204,6 +227,22 @@ class Controller:
         else:
             grid_loop_w = self.grid_loop.update(process_w, actual_total, dt)
             available = actual_total + (self.grid_loop.setpoint_w - process_w)
+            if m.import_price_per_kwh is not None:
+                t = m.tank_temp_c
+                wants_heat = (self.tank_loop is not None and t is not None
+                              and _age(t, now) <= stale_s and t.value < self.tank_loop.setpoint_c)
+                buy_w = self.worth_buying_w(m.import_price_per_kwh, wants_heat)
+                if buy_w > grid_loop_w:
+                    grid_loop_w = buy_w
+                    # A price is not a noisy surplus: the start hysteresis need not be met.
+                    available = max(available, buy_w + c.on_hysteresis_w)
+                    buying = True
+                    bat = m.battery_power_w
+                    if bat is not None and bat.value < 0 and policy != "drain":
+                        # A self-consumption battery covers any import first: buying must
+                        # not turn into draining it.
+                        caps.append((max(actual_total + bat.value, 0.0), "battery_while_buying"))
+                        hard_cap = min(hard_cap, caps[-1][0])
 
         budgets = Budgets(
             available_w=available,
@@ -225,7 +264,7 @@ class Controller:
         # Hard limits first: on a tie (a stale meter gives cap 0 and a grid loop of 0) the
         # limit, not the loop, is what people need to see.
         candidates = [*caps, (hard_tank_cap, tank_limiter), (tank_loop_w, tank_limiter),
-                      (grid_loop_w, "grid")]
+                      (grid_loop_w, "price" if buying else "grid")]
         limiter = min(candidates, key=lambda x: x[0])[1]
         total = sum(cmd.power_target_w for cmd in alloc.commands)
         self.debug = StepDebug(

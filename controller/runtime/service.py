@@ -96,6 +96,7 @@ class Service:
         self._fresh_since: float | None = None
         self._stop = asyncio.Event()
         self._last_save = -float("inf")
+        self._saved_running: frozenset[str] | None = None
         self.last: TickRecord | None = None
         self.ticks = 0
         self.overruns = 0
@@ -179,9 +180,14 @@ class Service:
                 p.publish(rec)
             except Exception:  # a publisher bug must never stop control
                 log.exception("publisher %r failed", p)
-        if now - self._last_save >= self.cfg.service.state_save_interval_s:
+        # Save on every on/off switch (so a crash right after one cannot make the next
+        # process cut a minimum on/off time short), and periodically for the targets.
+        running = frozenset(c.name for c in cmds.miners if c.run)
+        if (running != self._saved_running
+                or now - self._last_save >= self.cfg.service.state_save_interval_s):
             self.save_state()
             self._last_save = now
+            self._saved_running = running
         self.last = rec
         self.ticks += 1
         return rec

@@ -287,3 +287,18 @@ def test_ledger_publisher_records_what_the_service_saw(tmp_path: Path) -> None:
     assert tot.intervals == 3
     assert tot.sats > 0
     assert float(tot["miner_kwh"]) > 0.5  # the S9 ran on the 2.6 kW surplus
+
+
+def test_every_on_off_switch_is_saved_at_once(tmp_path: Path) -> None:
+    """A SIGKILL right after a switch must not lose it (state saved on switches, not only
+    every state_save_interval_s)."""
+    import json
+
+    service, _, clock, _ = _service(tmp_path, delay_max_s=0.0, state_save_interval_s=3600)
+    for _ in range(300):
+        service.tick()
+        clock.t += 1.0
+        if service.controller.allocator.state["s9"].running:
+            break
+    saved = json.loads((tmp_path / "state.json").read_text())
+    assert saved["miners"]["s9"]["running"] is True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 
 from controller.errors import Problem
 
@@ -19,3 +20,14 @@ def records(rows: Sequence[Sequence[str]], header: Sequence[str], problems: list
                                                    f"{len(header)}"))
             continue
         yield line, dict(zip(header, row, strict=True))
+
+
+def aware_time(text: str) -> datetime | str:
+    """An ISO 8601 time with its UTC offset, or the reason it is not one."""
+    try:
+        t = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return f"not an ISO 8601 time: {text.strip()!r}"
+    if t.utcoffset() is None:
+        return f"time {text.strip()!r} has no UTC offset (write Z or +01:00)"
+    return t

@@ -19,11 +19,10 @@ from __future__ import annotations
 import csv
 import logging
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from controller.economics.csvrows import records
+from controller.economics.csvrows import aware_time, records
 from controller.economics.hashprice import SATS_PER_BTC
 from controller.errors import InputError, Problem
 
@@ -62,16 +61,6 @@ class PayoutComparison:
             return None
         return (Decimal(self.actual_sats * 1000) / Decimal(self.expected_msat)).quantize(
             Decimal("0.0001"))
-
-
-def _time(text: str) -> datetime | str:
-    try:
-        t = datetime.fromisoformat(text.strip())
-    except ValueError:
-        return f"not an ISO 8601 time: {text.strip()!r}"
-    if t.utcoffset() is None:
-        return f"time {text.strip()!r} has no UTC offset (write Z or +01:00)"
-    return t
 
 
 def _amount(text: str, unit: str) -> int | str:
@@ -116,7 +105,7 @@ def read_payouts_csv(path: str | Path) -> list[Payout]:
     out: list[Payout] = []
     seen: dict[str, int] = {}
     for line, cell in records(rows, header, problems):
-        t = _time(cell["time"])
+        t = aware_time(cell["time"])
         if isinstance(t, str):
             problems.append(Problem(f"row {line}, column time", t))
         amount = _amount(cell[f"amount_{unit}"], unit)
@@ -128,7 +117,7 @@ def read_payouts_csv(path: str | Path) -> list[Payout]:
             if not text_:
                 period.append(None)
                 continue
-            pt = _time(text_)
+            pt = aware_time(text_)
             if isinstance(pt, str):
                 problems.append(Problem(f"row {line}, column {name}", pt))
                 period.append(None)

@@ -35,7 +35,7 @@ from pydantic import Discriminator, Field, Tag, field_validator
 
 from controller.config.base import Strict
 from controller.config.ledger import parse_window
-from controller.economics.csvrows import records
+from controller.economics.csvrows import aware_time, records
 from controller.errors import InputError, Problem
 
 log = logging.getLogger(__name__)
@@ -171,16 +171,6 @@ def _refuse(source: str, problems: list[Problem]) -> InputError:
     return InputError(source, shown)
 
 
-def _parse_time(text: str) -> datetime | str:
-    try:
-        t = datetime.fromisoformat(text.strip())
-    except ValueError:
-        return f"not an ISO 8601 time: {text.strip()!r}"
-    if t.utcoffset() is None:
-        return f"time {text.strip()!r} has no UTC offset (write Z or +01:00)"
-    return t
-
-
 def _parse_price(text: str) -> Decimal | str:
     try:
         d = Decimal(text.strip())
@@ -223,7 +213,7 @@ def read_price_csv(path: str | Path, formula: RetailFormula | None = None) -> Se
     starts: list[int] = []
     prices: list[PricePair] = []
     for line, cell in records(rows, header, problems):
-        t = _parse_time(cell["time"])
+        t = aware_time(cell["time"])
         if isinstance(t, str):
             problems.append(Problem(f"row {line}, column time", t))
         vals: dict[str, Decimal] = {}

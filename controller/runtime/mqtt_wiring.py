@@ -65,13 +65,13 @@ class LedgerToday:
         return self.value
 
     def _run(self) -> None:
-        while not self._stop.wait(0 if self.value is None else self.every_s):
+        while True:
             try:
                 self.value = self._query()
             except Exception as err:  # no ledger yet, database away: just no figures
                 log.debug("today's ledger figures unavailable: %s", err)
-            if self.value is None:
-                self._stop.wait(self.every_s)
+            if self._stop.wait(self.every_s):
+                return
 
     def _query(self) -> Today | None:
         from controller.ledger.query import Ledger, local_day_bounds

@@ -27,6 +27,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+from sqlalchemy import make_url  # noqa: E402
 
 from controller.config import load_site  # noqa: E402
 from controller.ledger.db import make_engine  # noqa: E402
@@ -36,6 +37,9 @@ from controller.sim.runner import SimResult, simulate  # noqa: E402
 from controller.trace.reader import NUMBER_COLUMNS, Trace, read_trace  # noqa: E402
 
 DAYS = 5
+APP_NAME = "hearth-killkit"
+"""PostgreSQL application_name of the writer children: the test waits until no backend
+of that name is left before it checks the database and starts the next child."""
 
 
 def workload(days: int = DAYS) -> SimResult:
@@ -72,7 +76,16 @@ def announce_first_flush() -> None:
     LedgerWriter.flush = flush  # type: ignore[method-assign]
 
 
+def tagged(url: str) -> str:
+    """`url` with the children's application_name (PostgreSQL only)."""
+    if not url.startswith("postgresql"):
+        return url
+    return make_url(url).update_query_dict({"application_name": APP_NAME}) \
+        .render_as_string(hide_password=False)
+
+
 def main(url: str) -> int:
+    url = tagged(url)
     result = workload()
     warm_up(result, url)
     print("ready", len(result.trace), flush=True)

@@ -18,6 +18,7 @@ import select
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,24 @@ class Zygote:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def wait_backends_gone(engine: Engine) -> None:
+    """On PostgreSQL, a killed child's server process may still be committing what the
+    child sent just before it died. The kill is over when that backend is gone; a child
+    started before then would read the older checkpoint, and the late commit would then
+    (rightly) make it stop as a second writer. A restarted `hearth run` takes seconds to
+    start; here the next child forks in microseconds."""
+    if engine.dialect.name != "postgresql":
+        return
+    deadline = time.monotonic() + 30.0
+    q = text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :n")
+    while True:
+        with engine.connect() as conn:
+            if not conn.execute(q, {"n": ledger_killkit.APP_NAME}).scalar():
+                return
+        assert time.monotonic() < deadline, "a killed writer's backend did not go away"
+        time.sleep(0.005)
 
 
 def check(engine: Engine, start_s: int, step_s: int = 60) -> float:
@@ -130,6 +149,7 @@ def test_sigkill_during_writes_never_leaves_partial_or_duplicated_intervals(
                     killed += 1
                 else:
                     assert int(code) == 0, "a writer child failed"
+                wait_backends_gone(engine)
                 now = check(engine, start)
                 advanced += now > last
                 last = now

@@ -80,6 +80,7 @@ class Sample(NamedTuple):
     dr_request: Request = ""
     soc_pct: float = math.nan
     tank_c: float = math.nan
+    dr_events: tuple[str, ...] = ()  # "source:event_id" of the DR events in force
 
     @property
     def end_s(self) -> float:
@@ -91,7 +92,8 @@ class Sample(NamedTuple):
                     import_price: Decimal, export_price: Decimal, btc: BtcTerms,
                     heat_to_tank_w: float = 0.0, heat_from_tank_w: float = 0.0,
                     backup_heat_w: float = 0.0, dr_request: Request = "",
-                    soc_pct: float = math.nan, tank_c: float = math.nan) -> Sample:
+                    soc_pct: float = math.nan, tank_c: float = math.nan,
+                    dr_events: tuple[str, ...] = ()) -> Sample:
         """A live tick's sample: house load from the balance (pv + grid = load + miners +
         battery), miner energy split by source. `start_s` is wall-clock UTC (the control
         core's monotonic clock is not a calendar)."""
@@ -100,7 +102,7 @@ class Sample(NamedTuple):
         return cls(start_s, duration_s, pv_w, max(load, 0.0), grid_w, battery_w, miner_w,
                    fpv, fbat, fgrid, heat_to_tank_w, heat_from_tank_w, backup_heat_w,
                    hashrate_ths * duration_s, import_price, export_price, btc, dr_request,
-                   soc_pct, tank_c)
+                   soc_pct, tank_c, dr_events)
 
 
 def split_miner_power(pv_w: float, load_w: float, miner_w: float, battery_w: float
@@ -166,6 +168,7 @@ class IntervalAccumulator:
         self.num: dict[str, Decimal] = dict.fromkeys(_NUMERATORS, _ZERO)
         self.available_s = _ZERO
         self.th: dict[str, tuple[BtcTerms, Decimal]] = {}
+        self.dr_events: set[str] = set()  # DR events (source:id) in force during the interval
 
     @property
     def end_s(self) -> int:
@@ -216,6 +219,7 @@ class IntervalAccumulator:
         if econ.grid_service is not None and econ.grid_service.available_at(s.start_s):
             with localcontext(EXACT):
                 self.available_s += d
+        self.dr_events.update(s.dr_events)
         if dr is not None:
             cur, absd = dr.update(s.start_s, d, miner, s.dr_request)
             with localcontext(EXACT):
@@ -261,6 +265,7 @@ class IntervalAccumulator:
                                           * Fraction(gs.activation_rate_per_kwh))
         else:
             out["flex_offered_kwh"] = out["availability_pay"] = out["activation_pay"] = _ZERO
+        out["dr_events"] = dr_events_text(self.dr_events)
         out["net"] = net_of(out)
         out["value_per_kwh"] = value_per_kwh(out)
         return out
@@ -275,6 +280,7 @@ class IntervalAccumulator:
             "num": {k: str(v) for k, v in self.num.items()},
             "available_s": str(self.available_s),
             "th": [[terms_to_json(t), str(v)] for t, v in self.th.values()],
+            "dr_events": sorted(self.dr_events),
         }
 
     @classmethod
@@ -287,7 +293,19 @@ class IntervalAccumulator:
         for tj, v in st["th"]:
             t = terms_from_json(tj)
             acc.th[t.key()] = (t, Decimal(v))
+        acc.dr_events = set(st.get("dr_events", ()))  # absent in older checkpoints
         return acc
+
+
+DR_EVENTS_MAX = 500
+
+
+def dr_events_text(events: set[str]) -> str:
+    """The interval's DR events as 'source:id,...' (sorted), cut to fit the column."""
+    text = ",".join(sorted(events))
+    if len(text) > DR_EVENTS_MAX:
+        text = text[:DR_EVENTS_MAX - 3] + "..."
+    return text
 
 
 def net_of(row: dict[str, Any]) -> Decimal:

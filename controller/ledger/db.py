@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,9 @@ def sqlite_path(url: str) -> Path | None:
     return Path(db)
 
 
+_WRITER_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()  # SQLite, BEGIN IMMEDIATE
+
+
 def make_engine(url: str, writer: bool = False, create: bool = True) -> Engine:
     """An engine for `url`. `create=False` refuses a SQLite file that does not exist."""
     path = sqlite_path(url)
@@ -72,6 +76,8 @@ def make_engine(url: str, writer: bool = False, create: bool = True) -> Engine:
             path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30})
         _sqlite_setup(engine, writer)
+        if writer:
+            _WRITER_ENGINES.add(engine)
         return engine
     if url.split("://", 1)[0] not in URL_SCHEMES:
         raise InputError(url, [Problem("", "not a ledger database URL; use sqlite:///PATH or "
@@ -99,7 +105,19 @@ def _sqlite_setup(engine: Engine, writer: bool) -> None:
 
 
 def migrate(engine: Engine) -> str:
-    """Upgrade the schema to head in one transaction; returns the revision now in force."""
+    """Upgrade the schema to head in one transaction; returns the revision now in force.
+
+    On SQLite the migration always takes the write lock first (BEGIN IMMEDIATE): two
+    processes or threads opening a new ledger at once (the writer and a reader such as
+    the MQTT "today" figures) then wait for each other instead of one of them reading the
+    empty schema, trying to create it too and failing with "database is locked".
+    """
+    if engine.dialect.name == "sqlite" and engine not in _WRITER_ENGINES:
+        locked = make_engine(engine.url.render_as_string(hide_password=False), writer=True)
+        try:
+            return migrate(locked)
+        finally:
+            locked.dispose()
     head = head_revision()
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":

@@ -110,6 +110,7 @@ class LedgerInterval(SQLModel, table=True):
     dr_curtailed_kwh: Decimal = _dec()
     dr_absorbed_kwh: Decimal = _dec()
     flex_offered_kwh: Decimal = _dec()
+    dr_events: str = Field(default="", max_length=500)  # "source:event_id,..." in force
 
     terahashes: Decimal = _dec()
     expected_msat: int = _bigint()

@@ -90,6 +90,7 @@ def test_upgrade_from_the_first_schema_keeps_history(url: str) -> None:
         before = conn.execute(text("SELECT count(*), sum(net) FROM ledger_interval")).one()
         conn.execute(text("DROP TABLE ledger_payout"))
         conn.execute(text("DROP TABLE ledger_telemetry"))
+        conn.execute(text("ALTER TABLE ledger_interval DROP COLUMN dr_events"))  # 0003
         conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))
     assert migrate(engine) == head_revision()
     with engine.connect() as conn:

@@ -42,8 +42,14 @@ def _sim(args: argparse.Namespace) -> int:
 
     cfg = load_site(args.config)
     trace = read_trace(args.trace, cfg)
-    result = simulate(cfg, trace, args.controller, progress=None)
+    result = simulate(cfg, trace, args.controller, progress=None, plan=args.plan)
     summary = summarize(result)
+    if args.plan:
+        from controller.plan.bound import perfect_foresight
+
+        bound = perfect_foresight(cfg, trace).value
+        summary["perfect_foresight_value"] = f"{bound:.2f}"
+        summary["regret"] = f"{bound - float(summary['net_value']):.2f}"
     if args.ledger:
         from controller.ledger.sim import write_sim_ledger
 
@@ -64,7 +70,7 @@ def _sim(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     from controller.config import load_site
-    from controller.sim.compare import render_comparison
+    from controller.sim.compare import bound_summary, render_comparison
     from controller.sim.report import summarize
     from controller.sim.runner import simulate
     from controller.trace.reader import read_trace
@@ -73,6 +79,14 @@ def _compare(args: argparse.Namespace) -> int:
     trace = read_trace(args.trace, cfg)
     summaries = [summarize(simulate(cfg, trace, p, progress=None)) for p in ("hearth",
                                                                               "threshold")]
+    if args.plan != "none":
+        summaries.append(summarize(simulate(cfg, trace, "hearth", progress=None,
+                                            plan=args.plan)))
+    if not args.no_bound:
+        from controller.plan.bound import perfect_foresight
+
+        bound = perfect_foresight(cfg, trace)
+        summaries.append(bound_summary(summaries[0], bound.value))
     print(render_comparison(summaries))
     if args.summary:
         Path(args.summary).write_text(json.dumps(summaries, indent=2) + "\n")
@@ -117,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--timeline", help="write the per-step timeline CSV here")
     sim.add_argument("--summary", help="write the summary JSON here (default: stdout)")
     sim.add_argument("--controller", choices=["hearth", "threshold"], default="hearth")
+    sim.add_argument("--plan", choices=["persistence", "perfect"],
+                     help="drive hearth with the day-ahead plan (LP) on this forecast; the "
+                          "summary adds the perfect-foresight value and the regret")
     sim.add_argument("--ledger", metavar="DB_URL",
                      help="also write the revenue ledger (sqlite:///path or "
                           "postgresql+psycopg://...)")
@@ -138,10 +155,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo_mod.add_arguments(demo)
     demo.set_defaults(func=demo_mod.run)
 
-    cmp_ = sub.add_parser("compare", help="simulate hearth and the threshold baseline side by side")
+    cmp_ = sub.add_parser("compare", help="hearth, the threshold baseline, hearth with the "
+                          "day-ahead plan and the perfect-foresight optimum side by side")
     cmp_.add_argument("--config", required=True)
     cmp_.add_argument("--trace", required=True)
-    cmp_.add_argument("--summary", help="write both summaries as a JSON list here")
+    cmp_.add_argument("--summary", help="write the summaries as a JSON list here")
+    cmp_.add_argument("--plan", choices=["persistence", "perfect", "none"],
+                      default="persistence",
+                      help="also run hearth with the day-ahead plan on this forecast")
+    cmp_.add_argument("--no-bound", action="store_true",
+                      help="skip the perfect-foresight optimum (an LP over the whole trace)")
     cmp_.set_defaults(func=_compare)
 
     from controller.bridge.cli import register as register_installer

@@ -11,6 +11,7 @@ import itertools
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -19,7 +20,10 @@ from controller.config.devices import DeviceConfig
 from controller.config.hmi import HmiSection
 from controller.config.ledger import LedgerSection
 from controller.config.mqtt import MqttSection
+from controller.config.openadr import OpenAdrSection
+from controller.config.plan import PlanSection
 from controller.config.satellite import SatelliteSection
+from controller.config.schedule import ScheduleSection
 from controller.config.service import ServiceSection
 
 
@@ -37,7 +41,7 @@ class SiteSection(Strict):
         description="Site id used in MQTT topics (hearth/<id>/...): lowercase, digits, - and _"
     )
     name: str = ""
-    timezone: str = "UTC"
+    timezone: str = Field(default="UTC", description="IANA zone, e.g. Europe/Brussels")
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "EUR"
     latitude_deg: Annotated[float, Field(ge=-90, le=90)] = 50.9
     longitude_deg: Annotated[float, Field(ge=-180, le=180)] = 6.95
@@ -50,6 +54,16 @@ class SiteSection(Strict):
     main_fuse_a: Annotated[float, Field(gt=0)] = Field(description="Main fuse rating per phase (A)")
     phases: Literal[1, 3] = 3
     nominal_voltage_v: Annotated[float, Field(gt=0)] = 230.0
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (an IANA name, e.g. "
+                             "'Europe/Brussels')") from None
+        return v
 
     @property
     def main_fuse_limit_w(self) -> float:
@@ -304,6 +318,10 @@ class TariffSection(Strict):
 
     import_price_per_kwh: Decimal = Decimal("0.30")
     export_price_per_kwh: Decimal = Decimal("0.05")
+    prices_file: str | None = Field(
+        default=None, description="`hearth run`: CSV time,import_price,export_price (ISO 8601 "
+        "with offset; relative to the site file), re-read when it changes; see "
+        "controller/runtime/prices.py. Outside its times the prices above apply")
 
 
 class BitcoinSection(Strict):
@@ -343,9 +361,9 @@ class PidTuning(Strict):
 
 
 class Mode(StrEnum):
-    GRID = "grid"  # grid-integrated: eat surplus (prices and DR come with the supervisor)
-    ISLAND = "island"  # no grid: PV + battery only
-    HEATING = "heating"  # tank first
+    GRID = "grid"  # grid-integrated: surplus, cheap power, shed on price spikes and DR
+    ISLAND = "island"  # no grid: PV + battery only, no grid meter, the battery protected
+    HEATING = "heating"  # tank first: buy for heat below a price cap, backup heater above
 
 
 class ControlSection(Strict):
@@ -378,6 +396,52 @@ class ControlSection(Strict):
         default=120.0, description="Too little power this long stops a miner (soft limits)"
     )
     battery_soc_hysteresis_pct: Annotated[float, Field(ge=0, le=20)] = 2.0
+    # Price rules (docs/modes.md): the supervisor's decisions above the loops.
+    price_hysteresis_per_kwh: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.01,
+        description="Buy for a miner only below its value per kWh minus this; keep buying "
+        "until the price is above its value plus this (fewer starts on hourly prices)",
+    )
+    price_decision_min_hold_s: Annotated[float, Field(ge=0, le=86_400)] = Field(
+        default=900.0,
+        description="A price decision (how much to buy) holds at least this long",
+    )
+    price_heat_band_c: Annotated[float, Field(ge=0, le=20)] = Field(
+        default=2.0,
+        description="The displaced heat counts in the price rules once the tank is this far "
+        "below its target, until it is back at it",
+    )
+    shed_when_export_pays: bool = Field(
+        default=False,
+        description="Grid mode: cap the miners whose value per kWh (BTC, plus heat while "
+        "the tank wants it) is below the export price, since exporting their power pays "
+        "more. Off: the miners always eat the surplus",
+    )
+    price_spike_per_kwh: float | None = Field(
+        default=None,
+        description="Import price at or above which the miners shed whatever the other "
+        "rules say (only a DR absorb request and PV that cannot be exported keep them)",
+    )
+    heating_price_cap_per_kwh: float | None = Field(
+        default=None,
+        description="Heating mode: buy power for the tank only at or below this import "
+        "price; default: the displaced backup heat's cost per kWh ([backup_heat])",
+    )
+    island_probe_w: Watts = Field(
+        default=50.0,
+        description="Island mode: the miners leave the battery this far below its max "
+        "charge power, and draw this much from it when it is full (to find curtailed PV)",
+    )
+    island_probe_backoff_s: Annotated[float, Field(ge=0)] = Field(
+        default=1800.0,
+        description="Island mode: after a miner tried on a full battery found too little "
+        "PV (the battery discharged into it), wait this long before trying again",
+    )
+    island_full_soc_pct: Percent = Field(
+        default=100.0,
+        description="Island mode: at or above this SoC the miners take all the PV the "
+        "battery cannot store (below it, the battery charges first)",
+    )
 
 
 class SiteConfig(Strict):
@@ -392,6 +456,7 @@ class SiteConfig(Strict):
         default_factory=list, description="Modbus devices: grid meter, inverter, battery"
     )
     mqtt: MqttSection | None = None
+    openadr: OpenAdrSection | None = None  # OpenADR 2.0b VEN (docs/dr.md)
     ledger: LedgerSection = LedgerSection()
     service: ServiceSection = ServiceSection()
     hmi: HmiSection = HmiSection()
@@ -400,6 +465,8 @@ class SiteConfig(Strict):
     bitcoin: BitcoinSection = BitcoinSection()
     backup_heat: BackupHeatSection = BackupHeatSection()
     control: ControlSection = ControlSection()
+    plan: PlanSection = PlanSection()
+    schedule: ScheduleSection | None = None
 
     @field_validator("miners")
     @classmethod
@@ -430,12 +497,41 @@ class SiteConfig(Strict):
         if self.control.mode is Mode.HEATING and self.tank is None:
             raise ValueError("control.mode = 'heating' needs a [tank] section")
         if self.control.mode is Mode.ISLAND:
-            # Off-grid needs PV-available estimation and load protection the control core
-            # does not have yet; refuse rather than run it as if the grid were there.
-            raise ValueError("control.mode = 'island' is not supported yet (planned with the "
-                             "supervisor); use 'grid' or 'heating'")
+            # Off-grid: the battery is the only buffer, and what the miners regulate.
+            if self.battery is None:
+                raise ValueError("control.mode = 'island' needs a [battery] section: with no "
+                                 "grid, the battery is the only buffer the miners can use")
+            b, full = self.battery, self.control.island_full_soc_pct
+            if not b.reserve_soc_pct + self.control.battery_soc_hysteresis_pct < full \
+                    <= b.max_soc_pct:
+                raise ValueError(
+                    f"control.island_full_soc_pct ({full}) must lie above battery."
+                    f"reserve_soc_pct + control.battery_soc_hysteresis_pct "
+                    f"({b.reserve_soc_pct + self.control.battery_soc_hysteresis_pct}) and at "
+                    f"most battery.max_soc_pct ({b.max_soc_pct})")
         return self
 
     @property
     def miner_capacity_w(self) -> float:
         return sum(m.max_power_w for m in self.miners)
+
+    def selectable_modes(self) -> list[Mode]:
+        """Modes a person may switch to at run time. Island follows the wiring (no grid
+        at the meter), not a preference, so it is only ever the configured mode; heating
+        needs a tank."""
+        if self.control.mode is Mode.ISLAND:
+            return [Mode.ISLAND]
+        return [Mode.GRID] + ([Mode.HEATING] if self.tank is not None else [])
+
+    def mode_refusal(self, mode: str) -> str | None:
+        """Why `mode` cannot be selected at run time on this site (None: it can)."""
+        if mode in [m.value for m in self.selectable_modes()]:
+            return None
+        if mode == Mode.ISLAND.value:
+            return ("'island' follows the site's wiring: set control.mode = 'island' in the "
+                    "site config (it needs a battery); it is not switched at run time")
+        if self.control.mode is Mode.ISLAND:
+            return f"this site runs in island mode (no grid): {mode!r} cannot be selected"
+        if mode == Mode.HEATING.value:
+            return "'heating' needs a tank and this site has none"
+        return f"unknown mode {mode!r}; one of {[m.value for m in self.selectable_modes()]}"

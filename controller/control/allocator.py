@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from controller.config.models import Actuation, MinerConfig
 from controller.control.types import MinerCommand
@@ -28,10 +29,12 @@ class MinerState:
     target_w: float = 0.0  # last target sent
     want_on_since_s: float | None = None  # enough power to start, since
     want_off_since_s: float | None = None  # too little power to keep running, since
+    # Stopped by us and not yet seen stopped: until its readback shows it off, its off
+    # time has not begun (`switched_at_s` is then the first readback showing it stopped).
+    stop_unconfirmed: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Budgets:
+class Budgets(NamedTuple):  # NamedTuples: built every tick, several times cheaper
     available_w: float  # steady-state estimate, for on/off decisions
     target_w: float  # what the loops want now, spread over running miners
     tank_target_w: float  # cap on miners that heat the tank (soft)
@@ -39,8 +42,7 @@ class Budgets:
     hard_tank_cap_w: float  # never exceeded by tank-heating miners: tank max
 
 
-@dataclass(frozen=True, slots=True)
-class Allocation:
+class Allocation(NamedTuple):
     commands: tuple[MinerCommand, ...]
     forced_off: tuple[str, ...]  # miners stopped by a hard cap, min_on_s overridden
 
@@ -141,6 +143,7 @@ class Allocator:
     def _switch(st: MinerState, running: bool, now: float) -> None:
         st.running = running
         st.switched_at_s = now
+        st.stop_unconfirmed = not running
         st.want_on_since_s = None
         st.want_off_since_s = None
 
@@ -213,12 +216,29 @@ class Allocator:
         now: float,
         deadline_s: float,
         manual_w: Mapping[str, float] | None = None,
+        seen_running: Mapping[str, bool] | None = None,
     ) -> Allocation:
         """One tick. `actual_w`: measured power per miner (missing = assume its target).
 
         `manual_w` pins miners to a power (0 = off) for commissioning: they leave the
         automatic split but are still subject to the hard caps (and shed first).
+        `seen_running`: per miner with a fresh readback of a firmware that can pause,
+        whether it runs. A stop counts from the first readback that shows the miner
+        stopped, not from the decision: a pause that lands late (a miner that lost power,
+        rebooted and then got the retried pause) must not be followed by a resume a
+        second later.
         """
+        if seen_running:
+            for name, running in seen_running.items():
+                st = self.state.get(name)
+                if st is None or st.running or not st.stop_unconfirmed:
+                    continue
+                # Its off time starts when it is seen stopped: a stop that reached the
+                # miner late (its pause retried after it lost power and booted again)
+                # starts it late, even if no readback showed it running in between.
+                st.switched_at_s = now
+                if not running:
+                    st.stop_unconfirmed = False
         pinned: Mapping[str, float] = manual_w or {}
         if pinned:
             b = self._take_manual(b, pinned, now)

@@ -5,11 +5,14 @@ Pure: no clock, no I/O. One tick:
 1. Hard limits from the frozen snapshot: stale meter/battery/tank data, import limit
    (main fuse and contract, minus headroom), demand-response cap, battery reserve, tank
    maximum (with a one-tick look-ahead so the tank cannot overshoot within a step).
-2. Battery policy picks what the grid loop regulates (see `battery.py`).
-3. Grid loop -> total miner power; tank loop -> cap on tank-heating miners. A min-selector
-   combines them with every hard cap; the tank loop tracks the applied power while it is
-   not the binding one (see `loops.py`).
-4. The allocator turns the result into per-miner run/target commands.
+2. Battery policy picks what the grid loop regulates (see `battery.py`); in island mode
+   it regulates the battery itself.
+3. The supervisor (`supervisor.py`) decides from mode, prices, overrides and schedule the
+   loop's setpoint, a floor (power worth buying), a soft price cap and the schedule's cap.
+4. Grid loop -> total miner power; tank loop -> cap on tank-heating miners. A min-selector
+   combines them with the supervisor's bounds and every hard cap; the tank loop tracks the
+   applied power while it is not the binding one (see `loops.py`).
+5. The allocator turns the result into per-miner run/target commands.
 Every hard limit that acts is returned as a `Trip` with a plain-words reason.
 """
 
@@ -23,6 +26,7 @@ from controller.control.allocator import Allocator, Budgets
 from controller.control.battery import BatteryArbiter
 from controller.control.loops import GridLoop, TankLoop
 from controller.control.overrides import NO_OVERRIDES, Overrides
+from controller.control.supervisor import Supervisor, Worth
 from controller.control.types import Commands, Measurements, Reading, Trip
 from controller.economics.breakeven import site_break_even
 from controller.economics.hashprice import network_terms
@@ -41,6 +45,9 @@ class StepDebug(NamedTuple):
     actual_w: float
     battery_policy: str
     limiter: str
+
+
+_SELF_CONSUMPTION = frozenset({"battery_first", "miners_first"})
 
 
 def _age(r: Reading | None, now: float) -> float:
@@ -77,32 +84,39 @@ class Controller:
         terms = network_terms(b.network_difficulty, b.block_subsidy_btc, b.fees_per_block_btc,
                               b.btc_price, b.pool_fee_pct)
         warm, cold = site_break_even(cfg, terms, True), site_break_even(cfg, terms, False)
-        self._worth: list[tuple[float, float, float]] = [
+        self.worth = Worth([
             (m.max_power_w, float(cold[m.name].total_per_kwh), float(warm[m.name].total_per_kwh))
             for m in self.allocator.miners
-        ]
+        ])
+        self.supervisor = Supervisor(cfg, self.worth)
         # Constants of the site, derived once (the step runs every second for years).
         self._import_limit_w = cfg.site.import_limit_w
         self._miner_import_limit_w = self._import_limit_w - c.import_headroom_w
         if cfg.tank is not None:
             self._tank_ceiling_c = cfg.tank.max_c - c.tank_max_margin_c
             self._tank_j_per_k = cfg.tank.heat_capacity_j_per_k / cfg.tank.miner_heat_fraction
+        # Island: the battery is the only source besides PV; miners must leave it this
+        # much of its discharge power so they never make it drop the house.
+        self._battery_empty_soc = (
+            cfg.battery.min_soc_pct + 0.5 if cfg.battery is not None else math.inf
+        )
+        self._island_discharge_w = (
+            cfg.battery.max_discharge_w - c.import_headroom_w if cfg.battery is not None
+            else 0.0
+        )
         self._last_now: float | None = None
+        self._wants_heat = False
         self.debug: StepDebug | None = None
 
     def worth_buying_w(self, import_price_per_kwh: float, tank_wants_heat: bool) -> float:
-        """Miner power worth buying from the grid at this price: the miners (most efficient
-        first) whose value per kWh is above it. Any miner is worth running at a price <= 0."""
-        total = 0.0
-        for max_w, cold, warm in self._worth:
-            if (warm if tank_wants_heat else cold) <= import_price_per_kwh:
-                break
-            total += max_w
-        return total
+        """Miner power worth buying from the grid at this price: the miners whose value per
+        kWh is above it. Any miner is worth running at a price <= 0."""
+        return self.worth.power_w(import_price_per_kwh, tank_wants_heat)
 
     def step(self, m: Measurements, now: float, o: Overrides = NO_OVERRIDES) -> Commands:
         cfg, c = self.cfg, self.cfg.control
         mode = o.mode if o.mode is not None else c.mode
+        island = mode is Mode.ISLAND
         last = self._last_now
         dt = self.tick_s if last is None or now <= last else now - last
         self._last_now = now
@@ -111,38 +125,47 @@ class Controller:
 
         # What the miners draw now: fresh readback, else what we last asked of them.
         actual: dict[str, float] = {}
+        seen_running: dict[str, bool] | None = None  # miners stopped, not yet seen stopped
         for name, st in self.allocator.state.items():
             r = m.miners.get(name)
-            actual[name] = r.power_w if r is not None and now - r.at_s <= stale_s else st.target_w
+            if r is not None and now - r.at_s <= stale_s:
+                actual[name] = r.power_w
+                if st.stop_unconfirmed and r.can_pause:
+                    if seen_running is None:
+                        seen_running = {}
+                    seen_running[name] = r.running
+            else:
+                actual[name] = st.target_w
         actual_total = sum(actual.values())
 
         # 1. Hard limits.
-        hard_cap = self.capacity_w
         caps: list[tuple[float, str]] = []
-        grid_age = _age(m.grid_power_w, now)
         process_w = 0.0
-        meter_ok = m.grid_power_w is not None and grid_age <= stale_s
-        if not meter_ok:
-            trips.append(Trip(
-                "stale_meter",
-                "no grid meter reading" if m.grid_power_w is None else
-                f"no fresh grid meter reading for {grid_age:.0f} s (limit {stale_s:.0f} s): "
-                "miners ramp to zero",
-            ))
-            caps.append((0.0, "stale_meter"))
+        if island:
+            meter_ok = True  # no grid: the battery is what the miners are judged by
         else:
-            assert m.grid_power_w is not None
-            grid_w = m.grid_power_w.value
-            limit = self._miner_import_limit_w
-            import_cap = limit - grid_w + actual_total
-            caps.append((import_cap, "import_limit"))
-            if grid_w > limit:
+            grid_age = _age(m.grid_power_w, now)
+            meter_ok = m.grid_power_w is not None and grid_age <= stale_s
+            if not meter_ok:
                 trips.append(Trip(
-                    "import_limit",
-                    f"grid import {grid_w:.0f} W above the miners' limit {limit:.0f} W "
-                    f"(import limit {self._import_limit_w:.0f} W − headroom): shedding",
+                    "stale_meter",
+                    "no grid meter reading" if m.grid_power_w is None else
+                    f"no fresh grid meter reading for {grid_age:.0f} s (limit {stale_s:.0f} s): "
+                    "miners ramp to zero",
                 ))
-            process_w = grid_w
+                caps.append((0.0, "stale_meter"))
+            else:
+                assert m.grid_power_w is not None
+                grid_w = m.grid_power_w.value
+                limit = self._miner_import_limit_w
+                caps.append((limit - grid_w + actual_total, "import_limit"))
+                if grid_w > limit:
+                    trips.append(Trip(
+                        "import_limit",
+                        f"grid import {grid_w:.0f} W above the miners' limit {limit:.0f} W "
+                        f"(import limit {self._import_limit_w:.0f} W − headroom): shedding",
+                    ))
+                process_w = grid_w
         dr_cap = m.dr_limit_w
         if o.dr_cap_w is not None:
             dr_cap = o.dr_cap_w if dr_cap is None else min(dr_cap, o.dr_cap_w)
@@ -167,9 +190,39 @@ class Controller:
                     "no fresh battery reading: miners ramp to zero (cannot protect the reserve)",
                 ))
                 caps.append((0.0, "stale_battery"))
+                meter_ok = meter_ok and not island
             else:
-                policy = self.battery.update(soc.value).value
-                process_w = self.battery.process_value_w(process_w, bat.value)
+                if island:
+                    # The battery is the grid: regulate its power (discharge counts as
+                    # import), and never let the miners push it past its discharge limit.
+                    policy = "island"
+                    process_w = -bat.value
+                    room = self._island_discharge_w + bat.value
+                    caps.append((actual_total + room, "battery_discharge"))
+                    if room < 0:
+                        trips.append(Trip(
+                            "battery_discharge",
+                            f"battery discharging {-bat.value:.0f} W, near its limit "
+                            f"{self.battery.cfg.max_discharge_w:.0f} W − headroom: shedding",
+                        ))
+                    # Every Wh the miners take from an island battery may be missing to
+                    # the house tonight: they may only draw the probe, and only while it
+                    # is full. More than that is shed at once.
+                    band = self.supervisor.island
+                    allowed = 2.0 * band.probe_w if band is not None and band.full else 0.0
+                    if bat.value < -allowed and actual_total > 0:
+                        cap = max(actual_total + bat.value + allowed, 0.0)
+                        caps.append((cap, "island_battery"))
+                        if cap < actual_total - 1.0:
+                            trips.append(Trip(
+                                "island_battery",
+                                f"island battery discharging {-bat.value:.0f} W with the "
+                                f"miners at {actual_total:.0f} W: shedding (the battery "
+                                "is the house's, not the miners')",
+                            ))
+                else:
+                    policy = self.battery.update(soc.value).value
+                    process_w = self.battery.process_value_w(process_w, bat.value)
                 rc = self.battery.reserve_cap_w(soc.value, bat.value, actual_total)
                 if rc is not None:
                     caps.append((rc, "battery_reserve"))
@@ -180,9 +233,40 @@ class Controller:
                             f"{self.battery.cfg.reserve_soc_pct:.0f}%) discharging "
                             f"{-bat.value:.0f} W into the miners: shedding",
                         ))
+        elif island:
+            trips.append(Trip("no_battery", "island mode without a battery: miners stay off"))
+            caps.append((0.0, "no_battery"))
+            meter_ok = False
 
+        # Tank state the supervisor and the tank loop share.
+        t = m.tank_temp_c
+        tank_fresh = t is not None and now - t.at_s <= stale_s
+        tank_setpoint = math.inf
+        if self.tank_loop is not None and cfg.tank is not None:
+            tank_setpoint = (cfg.tank.target_c if o.tank_target_c is None
+                             else min(o.tank_target_c, self._tank_ceiling_c))
+        # The tank wants heat (its heat counts in the price rules) once it is a band below
+        # its setpoint, until it is back at it: a price decision does not flip every time
+        # the tank loop holds the tank around its target.
+        if t is None or not tank_fresh:
+            wants_heat = False
+        elif self._wants_heat:
+            wants_heat = t.value < tank_setpoint
+        else:
+            wants_heat = t.value < tank_setpoint - c.price_heat_band_c
+        self._wants_heat = wants_heat
+
+        # 3. The supervisor: setpoint, floor, price cap, schedule.
+        d = self.supervisor.decide(mode, m, now, o, wants_heat, actual_total, process_w)
+        if d.hard_cap_w != math.inf:
+            caps.append((d.hard_cap_w, d.hard_reason))
+            if actual_total > d.hard_cap_w + 1.0:
+                trips.append(Trip(d.hard_reason, f"{d.hard_detail}: shedding"))
+
+        hard_cap = self.capacity_w
         for cap, _why in caps:
-            hard_cap = min(hard_cap, cap)
+            if cap < hard_cap:
+                hard_cap = cap
         hard_cap = max(hard_cap, 0.0)
 
         hard_tank_cap = math.inf
@@ -190,9 +274,8 @@ class Controller:
         tank_limiter = "tank"
         if self.tank_loop is not None and cfg.tank is not None:
             tank = cfg.tank
-            t = m.tank_temp_c
             ceiling = self._tank_ceiling_c
-            if t is None or _age(t, now) > stale_s:
+            if t is None or not tank_fresh:
                 trips.append(Trip("stale_tank", "no fresh tank temperature: tank miners stop"))
                 hard_tank_cap = 0.0
                 tank_limiter = "stale_tank"
@@ -209,40 +292,56 @@ class Controller:
                 # the ceiling before the next reading (losses only help, demand ignored).
                 per_tick_j = (ceiling - t.value) * self._tank_j_per_k
                 hard_tank_cap = per_tick_j / (dt if dt > self.tick_s else self.tick_s)
-                if o.tank_target_c is not None:
-                    self.tank_loop.setpoint_c = min(o.tank_target_c, ceiling)
-                else:
-                    self.tank_loop.setpoint_c = tank.target_c
+                self.tank_loop.setpoint_c = tank_setpoint
                 tank_loop_w = self.tank_loop.update(t.value, dt)
 
-        # 2-3. Loops and selector.
-        buying = False
+        # 4. Loops and selector.
+        loop_label = d.loop_reason
         if not meter_ok:
             grid_loop_w = 0.0
             available = 0.0
-        elif mode is Mode.HEATING:
-            # Tank first: the grid loop steps aside; the import cap still binds.
-            grid_loop_w = self.capacity_w
-            available = self.capacity_w
         else:
-            grid_loop_w = self.grid_loop.update(process_w, actual_total, dt)
-            available = actual_total + (self.grid_loop.setpoint_w - process_w)
-            if m.import_price_per_kwh is not None:
-                t = m.tank_temp_c
-                wants_heat = (self.tank_loop is not None and t is not None
-                              and _age(t, now) <= stale_s and t.value < self.tank_loop.setpoint_c)
-                buy_w = self.worth_buying_w(m.import_price_per_kwh, wants_heat)
-                if buy_w > grid_loop_w:
-                    grid_loop_w = buy_w
-                    # A price is not a noisy surplus: the start hysteresis need not be met.
-                    available = max(available, buy_w + c.on_hysteresis_w)
-                    buying = True
-                    bat = m.battery_power_w
-                    if bat is not None and bat.value < 0 and policy != "drain":
-                        # A self-consumption battery covers any import first: buying must
-                        # not turn into draining it.
-                        caps.append((max(actual_total + bat.value, 0.0), "battery_while_buying"))
-                        hard_cap = min(hard_cap, caps[-1][0])
+            gl = self.grid_loop
+            if gl.setpoint_w != d.setpoint_w:
+                gl.setpoint_w = d.setpoint_w
+            grid_loop_w = gl.update(process_w, actual_total, dt)
+            available = actual_total + (d.setpoint_w - process_w)
+            if d.try_start_w > 0 and available < actual_total + d.try_start_w:
+                available = actual_total + d.try_start_w  # island: is curtailed PV there?
+            # A floor on the miners' total that may be bought from the grid: the day-ahead
+            # plan's, else the price rule's (heating: the tank's, below its price cap); a
+            # DR absorb request raises it. Hard caps still bind.
+            floor_w = d.floor_w
+            bat, soc = m.battery_power_w, m.soc_pct
+            # Heating mode is tank first: the battery may feed the miners (down to its
+            # reserve, a hard limit); grid mode never buys out of the battery.
+            protect = mode is not Mode.HEATING and policy != "drain"
+            covers = (protect and policy in _SELF_CONSUMPTION and bat is not None
+                      and soc is not None and soc.value > self._battery_empty_soc)
+            if covers and floor_w > grid_loop_w:
+                # A self-consumption battery that still holds energy covers any import
+                # first: what the miners could buy is what it is charging, no more (else
+                # they start, it discharges into them, they are shed: a start a minute).
+                assert bat is not None
+                floor_w = min(floor_w, actual_total + max(bat.value, 0.0))
+                loop_label = "battery_while_buying"
+            if floor_w > grid_loop_w:
+                grid_loop_w = floor_w
+                # A price is not a noisy surplus: the start hysteresis need not be met.
+                available = max(available, floor_w + c.on_hysteresis_w)
+                loop_label = d.floor_reason
+                if protect and bat is not None and bat.value < 0:
+                    # Buying must never turn into draining the battery.
+                    caps.append((max(actual_total + bat.value, 0.0), "battery_while_buying"))
+                    hard_cap = min(hard_cap, caps[-1][0])
+            # A price decision lowers the miners, but within their minimum on-times.
+            if d.soft_cap_w < grid_loop_w:
+                grid_loop_w = d.soft_cap_w
+                loop_label = d.soft_reason
+            if d.soft_cap_w + c.on_hysteresis_w < available:
+                # A decided bound, not a noisy surplus: the miners that fit under it may
+                # start (the start hysteresis is not asked of them).
+                available = d.soft_cap_w + c.on_hysteresis_w
 
         budgets = Budgets(
             available_w=available,
@@ -251,9 +350,14 @@ class Controller:
             hard_cap_w=hard_cap,
             hard_tank_cap_w=hard_tank_cap,
         )
-        alloc = self.allocator.allocate(budgets, actual, now, self.tick_s, o.manual_w)
-        applied_tank = sum(cmd.power_target_w for cmd in alloc.commands if cmd.name in
-                           self._tank_miners)
+        alloc = self.allocator.allocate(budgets, actual, now, self.tick_s, o.manual_w,
+                                        seen_running)
+        applied_tank = total = 0.0
+        tank_miners = self._tank_miners
+        for cmd in alloc.commands:
+            total += cmd.power_target_w
+            if cmd.name in tank_miners:
+                applied_tank += cmd.power_target_w
         tank_binding = tank_loop_w < min(grid_loop_w, hard_cap, hard_tank_cap)
         if self.tank_loop is not None and not tank_binding:
             self.tank_loop.track(applied_tank)
@@ -263,10 +367,16 @@ class Controller:
 
         # Hard limits first: on a tie (a stale meter gives cap 0 and a grid loop of 0) the
         # limit, not the loop, is what people need to see.
-        candidates = [*caps, (hard_tank_cap, tank_limiter), (tank_loop_w, tank_limiter),
-                      (grid_loop_w, "price" if buying else "grid")]
-        limiter = min(candidates, key=lambda x: x[0])[1]
-        total = sum(cmd.power_target_w for cmd in alloc.commands)
+        limiter, low = tank_limiter, math.inf
+        for cap, why in caps:
+            if cap < low:
+                limiter, low = why, cap
+        if hard_tank_cap < low:
+            limiter, low = tank_limiter, hard_tank_cap
+        if tank_loop_w < low:
+            limiter, low = tank_limiter, tank_loop_w
+        if grid_loop_w < low:
+            limiter = loop_label
         self.debug = StepDebug(
             dt_s=dt, process_w=process_w, grid_loop_w=grid_loop_w, tank_loop_w=tank_loop_w,
             available_w=available, hard_cap_w=hard_cap, hard_tank_cap_w=hard_tank_cap,

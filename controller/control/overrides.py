@@ -24,6 +24,9 @@ class Overrides(NamedTuple):
     tank_target_c: float | None = None  # replaces the configured tank target
     mode: Mode | None = None  # replaces the configured mode
     manual_w: Mapping[str, float] = _NONE  # miner -> fixed power (0 = keep off), commissioning
+    dr_absorb_w: float | None = None  # a DR request to absorb: miners take at least this (W)
+    plan_min_w: float | None = None  # day-ahead plan: run the miners at least this total (W),
+    #                                  buying if surplus is short; replaces the price rule
 
 
 NO_OVERRIDES = Overrides()

@@ -33,6 +33,7 @@ class MinerReading(NamedTuple):
     running: bool  # powered and not paused (booting counts as running)
     at_s: float
     temp_c: float | None = None
+    can_pause: bool = True  # False: the firmware has no pause (held at its minimum instead)
 
 
 class Measurements(NamedTuple):
@@ -47,6 +48,7 @@ class Measurements(NamedTuple):
     import_price_per_kwh: float | None = None
     export_price_per_kwh: float | None = None
     dr_limit_w: float | None = None  # cap on total miner power from a DR signal
+    utc_s: float | None = None  # wall-clock time of the snapshot (UTC epoch s), for schedules
 
 
 class MinerCommand(NamedTuple):

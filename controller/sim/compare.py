@@ -1,4 +1,8 @@
-"""Side-by-side table of two or more simulation summaries (what `make demo` prints)."""
+"""Side-by-side table of simulation summaries (what `make demo` and `hearth compare` print).
+
+`net value` = BTC value + export revenue − import cost − backup heat cost + the change of
+heat stored in the tank: every column sees the same trace, so differences in it are
+exactly what the miners' control is worth."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ _ROWS: tuple[tuple[str, str, str], ...] = (
     ("import_kwh", "import", "{:.1f} kWh"),
     ("heat_to_tank_kwh", "heat into tank", "{:.1f} kWh"),
     ("backup_heat_kwh", "backup heat", "{:.1f} kWh"),
+    ("unserved_kwh", "unserved load (island)", "{:.2f} kWh"),
     ("tank_max_c", "tank max", "{:.1f} °C"),
     ("tank_minutes_above_max", "tank minutes above max", "{:.0f}"),
     ("tank_minutes_below_min", "tank minutes below min", "{:.0f}"),
@@ -28,6 +33,10 @@ _ROWS: tuple[tuple[str, str, str], ...] = (
     ("heat_value", "heat value", "{}"),
     ("import_cost", "grid import cost", "{}"),
     ("export_revenue", "export revenue", "{}"),
+    ("backup_heat_cost", "backup heat cost", "{}"),
+    ("tank_heat_change_value", "tank heat change", "{}"),
+    ("net_value", "net value", "{}"),
+    ("plan_replans", "plan re-plans", "{}"),
 )
 
 
@@ -39,10 +48,21 @@ def _cell(value: Any, fmt: str) -> str:
     return fmt.format(value)
 
 
+def bound_summary(like: dict[str, Any], value: float) -> dict[str, Any]:
+    """A column for the perfect-foresight optimum: only its net value is meaningful."""
+    return {k: like[k] for k in ("site", "trace", "hours", "step_s", "currency")} | {
+        "controller": "perfect foresight", "net_value": f"{value:.2f}"}
+
+
 def render_comparison(summaries: list[dict[str, Any]]) -> str:
     head = ["", *(s["controller"] for s in summaries)]
     rows = [head]
+    for s in summaries:
+        if isinstance(s.get("plan"), dict):
+            s.setdefault("plan_replans", s["plan"].get("replans"))
     for key, label, fmt in _ROWS:
+        if all(s.get(key) is None for s in summaries):
+            continue
         rows.append([label, *(_cell(s.get(key), fmt) for s in summaries)])
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = []

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from controller.plan.value import heat_cost_per_kwh, value_per_th
 from controller.sim.runner import TIMELINE_COLUMNS, SimResult
 
 _MONEY = Decimal("0.01")
@@ -73,14 +74,21 @@ def summarize(r: SimResult) -> dict[str, Any]:
     imp = np.maximum(grid, 0.0)
     exp = np.maximum(-grid, 0.0)
     minutes = dt / 60.0
-    sats = int(r.terahashes * cfg.bitcoin.sats_per_th_per_s())
-    hashprice = r.trace.hashprice
-    if np.all(np.isfinite(hashprice)):
-        btc_value = float(np.sum(c["hashrate_ths"] * hashprice)) * dt / 86400.0
-    else:
-        btc_value = sats * float(cfg.bitcoin.btc_price) / 1e8
-    bh = cfg.backup_heat
-    heat_cost_per_kwh = float(bh.fuel_price_per_kwh) / bh.efficiency
+    # One definition with the ledger: value per TH from the trace's hashprice after pool
+    # fee (else [bitcoin]); sats = that value at the configured BTC price.
+    btc_value = float(np.sum(c["hashrate_ths"] * value_per_th(cfg, r.trace.hashprice))) * dt
+    sats = int(btc_value * 1e8 / float(cfg.bitcoin.btc_price))
+    heat_cost = heat_cost_per_kwh(cfg)
+    import_cost = float(np.sum(imp * r.trace.import_price)) * dt / 3.6e6
+    export_revenue = float(np.sum(exp * r.trace.export_price)) * dt / 3.6e6
+    backup_cost = _kwh(c["backup_heat_w"], dt) * heat_cost
+    # Heat left in (or taken from) the tank is worth the backup heat it will displace: zero
+    # over a year, decisive on a day.
+    tank_change = (
+        (float(c["tank_c"][-1]) - cfg.tank.start_c) * cfg.tank.heat_capacity_j_per_k / 3.6e6
+        * heat_cost if cfg.tank is not None and n else 0.0
+    )
+    net_value = btc_value + export_revenue - import_cost - backup_cost + tank_change
     capacity = cfg.miner_capacity_w
     # Capture counts only PV the miners took that would otherwise have been exported or
     # curtailed (not PV the battery would have stored), against what they could have taken.
@@ -112,6 +120,7 @@ def summarize(r: SimResult) -> dict[str, Any]:
         "heat_to_tank_kwh": _kwh(c["heat_to_tank_w"], dt),
         "heat_from_tank_kwh": _kwh(c["heat_from_tank_w"], dt),
         "backup_heat_kwh": _kwh(c["backup_heat_w"], dt),
+        "unserved_kwh": _kwh(c["unserved_w"], dt),  # island: load PV + battery could not cover
         "tank_minutes_above_max": (
             float(np.sum(c["tank_c"] > cfg.tank.max_c)) * minutes if cfg.tank else 0.0
         ),
@@ -127,12 +136,17 @@ def summarize(r: SimResult) -> dict[str, Any]:
         "trip_rows": dict(sorted(r.trips.items())),
         "sats_earned": sats,
         "currency": cfg.site.currency,
-        "import_cost": _money(float(np.sum(imp * r.trace.import_price)) * dt / 3.6e6),
-        "export_revenue": _money(float(np.sum(exp * r.trace.export_price)) * dt / 3.6e6),
+        "import_cost": _money(import_cost),
+        "export_revenue": _money(export_revenue),
         "btc_value": _money(btc_value),
-        "heat_value": _money(_kwh(c["heat_from_tank_w"], dt) * heat_cost_per_kwh),
+        "heat_value": _money(_kwh(c["heat_from_tank_w"], dt) * heat_cost),
+        "backup_heat_cost": _money(backup_cost),
+        "tank_heat_change_value": _money(tank_change),
+        "net_value": _money(net_value),
         "wall_s": round(r.wall_s, 3),
     }
+    if r.plan is not None:
+        summary["plan"] = r.plan
     return summary
 
 

@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from controller.config.models import SiteConfig
 from controller.control.controller import Controller
+from controller.control.overrides import NO_OVERRIDES, Overrides
 from controller.control.threshold import ThresholdController
 from controller.control.types import Commands, Policy
 from controller.trace.reader import Trace
@@ -45,7 +46,7 @@ class SimResult:
 
     cfg: SiteConfig
     trace: Trace
-    policy: str
+    policy: str  # "hearth", "threshold", "hearth+plan"
     columns: dict[str, FloatArray]
     mode: list[str]
     limiter: list[str]  # what set the miners' total in each row
@@ -57,6 +58,7 @@ class SimResult:
     trip_log: list[tuple[int, str, str]] = field(default_factory=list)  # (row, code, reason)
     terahashes: float = 0.0
     wall_s: float = 0.0
+    plan: dict[str, object] | None = None  # the planner's figures (forecast, replans, ...)
 
 
 @contextmanager
@@ -100,12 +102,31 @@ def simulate(
     trace: Trace,
     policy: str = "hearth",
     progress: bool | None = None,
+    plan: str | None = None,
 ) -> SimResult:
+    """`plan` ("persistence" or "perfect"): the day-ahead planner feeds the hearth
+    controller's overrides (tank target, buy floor), re-planning as `[plan]` says."""
     if policy not in POLICIES:
         raise ValueError(f"unknown controller {policy!r}; choose from {sorted(POLICIES)}")
+    if plan is not None and policy != "hearth":
+        raise ValueError("a day-ahead plan drives the hearth controller only")
     t0 = time.perf_counter()
     dt = trace.step_s
     ctrl = POLICIES[policy](cfg, dt)
+    planner = None
+    if plan is not None:
+        from controller.plan.forecast import TraceForecast
+        from controller.plan.planner import Planner
+
+        pc = cfg.plan
+        planner = Planner(cfg, TraceForecast(cfg, trace, plan, float(pc.step_s), pc.horizon_h,
+                                             pc.prices_published_hour_local),
+                          pc.deviation_kwh, min_replan_interval_s=pc.min_replan_interval_s)
+    step_o = ctrl.step if planner is None else None
+    overrides: Overrides = NO_OVERRIDES
+    last_out: object = None
+    prev_surplus: float | None = None
+    prev_heat: float | None = None
     plant = Plant(cfg)
     n = len(trace.time_s)
     names = [m.name for m in cfg.miners]
@@ -131,7 +152,20 @@ def simulate(
             dr = dr_arr[i]
             meas = plant.measure(now, pv, load, imp_arr[i], exp_arr[i],
                                  None if dr != dr else dr)  # nan = no cap
-            cmds: Commands = ctrl.step(meas, now)
+            if step_o is not None:
+                cmds: Commands = step_o(meas, now)
+            else:
+                assert planner is not None
+                tk, sc = meas.tank_temp_c, meas.soc_pct
+                out = planner.update(now, None if tk is None else tk.value,
+                                     None if sc is None else sc.value, prev_surplus,
+                                     prev_heat, dt)
+                if out is not last_out:
+                    last_out = out
+                    overrides = Overrides(tank_target_c=out.tank_target_c,
+                                          plan_min_w=out.plan_min_w)
+                cmds = ctrl.step(meas, now, overrides)  # type: ignore[call-arg]
+                prev_surplus, prev_heat = pv - load, heat_arr[i]
             flows.append(plant.step(cmds, dt, pv, load, heat_arr[i]))
             decided.append(cmds)
             g, b, soc = meas.grid_power_w, meas.battery_power_w, meas.soc_pct
@@ -167,18 +201,28 @@ def simulate(
     starts = {nm: int(started[j]) for j, nm in enumerate(names)}
     th_total = float(sum(f.terahashes for f in flows))
 
+    plan_figures: dict[str, object] | None = None
+    if planner is not None:
+        solves = sorted(planner.solve_s)
+        plan_figures = {
+            "forecast": plan, "replans": planner.replans, "reasons": dict(planner.reasons),
+            "failures": planner.failures,
+            "solve_ms_median": round(solves[len(solves) // 2] * 1e3, 2) if solves else None,
+            "solve_ms_max": round(solves[-1] * 1e3, 2) if solves else None,
+        }
     return SimResult(
-        cfg=cfg, trace=trace, policy=policy,
+        cfg=cfg, trace=trace, policy=policy if plan is None else "hearth+plan",
         columns=cols, mode=[c.mode for c in decided], limiter=[c.limiter for c in decided],
         miner_run=run, miner_energy_j=energy, starts=starts, forced_off=forced, trips=trips,
         trip_log=trip_log, terahashes=th_total, wall_s=time.perf_counter() - t0,
+        plan=plan_figures,
     )
 
 
 
 _FLOW_COLUMNS = ("pv_w", "curtailed_w", "load_w", "miner_w", "battery_w", "soc_pct", "grid_w",
                  "tank_c", "heat_to_tank_w", "heat_demand_w", "heat_from_tank_w",
-                 "backup_heat_w")
+                 "backup_heat_w", "unserved_w")
 
 
 def _columns(flows: list[StepFlows], seen: list[tuple[float, float, float, float, float]],

@@ -11,6 +11,14 @@ it) later. Two calls per step:
 Sign conventions are the project's: grid import +, battery charge +. PV above what the
 house, miners, battery and export limit can take is curtailed by the inverter. Energy
 balances exactly in every step: pv + grid = load + miners + battery.
+
+Island (`control.mode = "island"`, or `Plant(cfg, island=True)`): there is no grid and no
+grid meter (`grid_w` is always 0, `measure()` reports no grid reading). PV the house,
+miners and battery cannot take is curtailed; load the PV and the battery cannot cover is
+not served (`unserved_w`; `load_w` is then the load actually served, so the balance
+above still holds). The miners are served first in that case, as a real off-grid
+inverter sheds no single load: whether they caused the shortfall is judged against a
+miner-less run of the same trace.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from controller.config.models import SiteConfig
+from controller.config.models import Mode, SiteConfig
 from controller.control.types import Commands, Measurements, Reading
 from hil.plant.battery import BatteryModel
 from hil.plant.miners import MinerModel
@@ -41,11 +49,13 @@ class StepFlows(NamedTuple):
     terahashes: float
     miner_energy_j: tuple[float, ...]  # per miner, config order
     starts: tuple[int, ...]  # per miner, config order
+    unserved_w: float = 0.0  # island: load the PV and battery could not cover
 
 
 class Plant:
-    def __init__(self, cfg: SiteConfig) -> None:
+    def __init__(self, cfg: SiteConfig, island: bool | None = None) -> None:
         self.cfg = cfg
+        self.island = cfg.control.mode is Mode.ISLAND if island is None else island
         self.miners = [MinerModel(m) for m in cfg.miners]
         self._miner_index = {m.name: i for i, m in enumerate(cfg.miners)}
         self.battery = BatteryModel(cfg.battery) if cfg.battery is not None else None
@@ -58,10 +68,16 @@ class Plant:
 
     def _balance(self, pv_w: float, load_w: float, miner_w: float, dt_s: float
                  ) -> tuple[float, float, float]:
-        """(pv used, battery, grid) for a held pv/load/miner over dt (dt = 0: instantaneous)."""
+        """(pv used, battery, grid) for a held pv/load/miner over dt (dt = 0: instantaneous).
+
+        Island: grid is 0 and the third value is the unserved load instead (>= 0)."""
         net = pv_w - load_w - miner_w
         bat = self.battery.response_w(net, dt_s) if self.battery is not None else 0.0
         export = net - bat
+        if self.island:
+            if export >= 0:
+                return pv_w - export, bat, 0.0  # nowhere to send it: curtailed
+            return pv_w, bat, -export  # the battery is at its limit: load not served
         pv_used = pv_w
         if export > self.export_limit_w:
             pv_used = pv_w - (export - self.export_limit_w)
@@ -76,15 +92,17 @@ class Plant:
         import_price_per_kwh: float | None = None,
         export_price_per_kwh: float | None = None,
         dr_limit_w: float | None = None,
+        utc_s: float | None = None,
     ) -> Measurements:
         """Meter and miner readings at `now`; prices and DR cap are passed through as the
-        signals of the same snapshot (they come from a feed, not from the plant)."""
+        signals of the same snapshot (they come from a feed, not from the plant). The
+        plant's clock is the trace's, in UTC epoch seconds: `utc_s` defaults to `now_s`."""
         miner_w = sum(mm.power_w for mm in self.miners)
         pv_used, bat, grid = self._balance(pv_w, load_w, miner_w, 0.0)
         if not self.meter_frozen:
             self._last_meter_at = now_s
         return Measurements(
-            grid_power_w=Reading(grid, self._last_meter_at),
+            grid_power_w=None if self.island else Reading(grid, self._last_meter_at),
             pv_power_w=Reading(pv_used, now_s),
             battery_power_w=Reading(bat, now_s) if self.battery is not None else None,
             soc_pct=Reading(self.battery.soc_pct, now_s) if self.battery is not None else None,
@@ -93,6 +111,7 @@ class Plant:
             import_price_per_kwh=import_price_per_kwh,
             export_price_per_kwh=export_price_per_kwh,
             dr_limit_w=dr_limit_w,
+            utc_s=now_s if utc_s is None else utc_s,
         )
 
     def step(
@@ -138,6 +157,10 @@ class Plant:
         tank_miner_w: float, th: float, energies: tuple[float, ...], starts: tuple[int, ...],
     ) -> StepFlows:
         pv_used, bat, grid = self._balance(pv_w, load_w, miner_w, dt_s)
+        unserved = 0.0
+        if self.island:
+            unserved, grid = grid, 0.0
+            load_w -= unserved  # what was served, so the balance holds
         soc = math.nan
         if self.battery is not None:
             self.battery.advance(bat, dt_s)
@@ -152,13 +175,14 @@ class Plant:
             pv_w=pv_used, curtailed_w=pv_w - pv_used, load_w=load_w, miner_w=miner_w,
             battery_w=bat, soc_pct=soc, grid_w=grid, tank_c=tank_c, heat_to_tank_w=heat_in,
             heat_demand_w=heat_demand_w, heat_from_tank_w=from_tank, backup_heat_w=backup,
-            terahashes=th, miner_energy_j=energies, starts=starts,
+            terahashes=th, miner_energy_j=energies, starts=starts, unserved_w=unserved,
         )
 
     def balance_now(self, pv_w: float, load_w: float, miner_w: float
                     ) -> tuple[float, float, float]:
         """(pv used, battery, grid) right now, for meters that read between steps."""
-        return self._balance(pv_w, load_w, miner_w, 0.0)
+        pv_used, bat, grid = self._balance(pv_w, load_w, miner_w, 0.0)
+        return pv_used, bat, 0.0 if self.island else grid
 
 
 def surplus_without_miners(cfg: SiteConfig, pv_w: list[float], load_w: list[float],

@@ -108,3 +108,52 @@ def test_example_sites_order_by_efficiency() -> None:
     cfg = simkit.site(simkit.FARM)
     a = Allocator(cfg.miners, 50, 0, 0)
     assert [m.name for m in a.miners] == ["s19", "s9"]
+
+
+def test_off_time_starts_when_the_miner_is_seen_stopped_not_at_the_decision() -> None:
+    """A pause that lands late (the miner was without power, booted, then got the retried
+    pause) must not be followed by a resume a moment later: min_off_s counts from the first
+    readback that shows it stopped. Found by the HIL controller-freeze scenario."""
+    a = _alloc(_miner("s9", 600, 1400, 80, min_on_s=3, min_off_s=5, ramp_w_per_s=1000))
+    assert _targets(a, _b(1400), 0) == {"s9": 1400}
+    out = a.allocate(_b(1400, cap=0), {"s9": 1400}, 10, deadline_s=1.0)
+    assert not any(c.run for c in out.commands)  # stopped at t=10
+    # Its API is silent for a while (no readback), then it answers, running, until the
+    # pause lands at t=18.
+    for t in (11, 12, 13):
+        a.allocate(_b(1400), {}, t, deadline_s=1.0)
+    for t in (14, 15, 16, 17):
+        out = a.allocate(_b(1400), {"s9": 900}, t, deadline_s=1.0, seen_running={"s9": True})
+        assert not any(c.run for c in out.commands), f"resumed at t={t} before it stopped"
+    a.allocate(_b(1400), {"s9": 0}, 18, deadline_s=1.0, seen_running={"s9": False})
+    for t in (19, 20, 21):
+        out = a.allocate(_b(1400), {"s9": 0}, t, deadline_s=1.0, seen_running={"s9": False})
+        assert not any(c.run for c in out.commands), f"resumed at t={t}, 5 s not yet off"
+    for t in (22.0, 22.5):
+        out = a.allocate(_b(1400), {"s9": 0}, t, deadline_s=1.0, seen_running={"s9": False})
+        assert not any(c.run for c in out.commands), f"resumed at t={t}, 5 s not yet off"
+    out = a.allocate(_b(1400), {"s9": 0}, 23.0, deadline_s=1.0, seen_running={"s9": False})
+    assert [c.name for c in out.commands if c.run] == ["s9"]
+
+
+def test_a_late_pause_counts_from_its_confirmation_even_if_no_running_was_seen() -> None:
+    """The HIL race: the miner booted while its one driver task was stuck in the failed
+    pause write, and the retried pause landed before any tick saw it running."""
+    a = _alloc(_miner("s9", 600, 1400, 80, min_on_s=3, min_off_s=5, ramp_w_per_s=1000))
+    _targets(a, _b(1400), 0)
+    a.allocate(_b(1400, cap=0), {"s9": 1400}, 10, deadline_s=1.0)  # stop decided
+    for t in (11, 12, 13, 14):  # silent: no readback
+        a.allocate(_b(1400), {}, t, deadline_s=1.0)
+    for t in (14.5, 15, 16, 19):  # the pause landed: seen stopped from 14.5 on
+        out = a.allocate(_b(1400), {"s9": 0}, t, deadline_s=1.0, seen_running={"s9": False})
+        assert not any(c.run for c in out.commands), f"t={t}: 5 s count from 14.5, not 10"
+    out = a.allocate(_b(1400), {"s9": 0}, 19.5, deadline_s=1.0, seen_running={"s9": False})
+    assert [c.name for c in out.commands if c.run] == ["s9"]
+
+
+def test_a_miner_found_running_after_a_restart_is_not_stopped_to_count_its_off_time() -> None:
+    """Only a stop we decided waits for its confirmation: restored or initial state does not,
+    so a miner found hashing when power is there keeps hashing."""
+    a = _alloc(_miner("s9", 600, 1400, 80, min_on_s=3, min_off_s=5))
+    out = a.allocate(_b(1400), {"s9": 1400}, 0, deadline_s=1.0, seen_running={"s9": True})
+    assert [c.name for c in out.commands if c.run] == ["s9"]

@@ -111,7 +111,10 @@ def test_console_script_is_installed() -> None:
     assert r.returncode == 0, r.stderr
 
 
-def test_island_mode_is_refused_until_it_exists() -> None:
+def test_island_mode_needs_a_battery_and_no_grid_meter() -> None:
     d = simkit.site_dict()
     d["control"]["mode"] = "island"
-    assert "not supported yet" in _errors(d)["(top level)"]
+    assert not d.get("devices")  # no grid meter (nor any device) configured
+    assert parse_site(d).control.mode == "island"
+    del d["battery"]
+    assert "needs a [battery] section" in _errors(d)["(top level)"]

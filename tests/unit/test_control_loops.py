@@ -160,7 +160,8 @@ def test_heating_mode_buys_power_for_the_tank_within_the_import_cap() -> None:
     cfg = parse_site(d)
     n = 3600
     load = np.where((np.arange(n) > 1800) & (np.arange(n) < 2400), 3500.0, 400.0)
-    tr = simkit.trace(np.zeros(n), load, step_s=1.0, heat_demand_w=1500.0)
+    # 0.10 per kWh: below the heating price cap (the gas it displaces, 0.11 / 0.9).
+    tr = simkit.trace(np.zeros(n), load, step_s=1.0, heat_demand_w=1500.0, import_price=0.10)
     r = simulate(cfg, tr, "hearth", progress=False)
     c = r.columns
     assert np.mean(c["miner_w"][600:1800]) > 1000  # mining for heat with no PV at all

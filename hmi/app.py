@@ -103,6 +103,7 @@ def create_app(ctx: HmiContext) -> FastAPI:
     import hmi.api.control
     import hmi.api.installer
     import hmi.api.live
+    import hmi.api.plan
 
     app = FastAPI(
         title="Hearth HMI", version=API_VERSION,
@@ -154,6 +155,7 @@ def create_app(ctx: HmiContext) -> FastAPI:
     app.include_router(hmi.api.control.router)
     app.include_router(hmi.api.auth.router)
     app.include_router(hmi.api.installer.router)
+    app.include_router(hmi.api.plan.router)
 
     def page(name: str) -> Callable[[], Any]:
         async def serve() -> FileResponse:

@@ -28,7 +28,7 @@ from controller.config.models import Actuation, Mode, SiteConfig
 from controller.control.overrides import Overrides
 from controller.errors import InputError, Problem
 from hmi.schemas import OverridesOut
-from hmi.state import MODE_WORDS, is_service_hold, modes_available
+from hmi.state import MODE_WORDS, is_service_hold
 
 log = logging.getLogger(__name__)
 
@@ -92,13 +92,9 @@ class CommandHandler:
 
     def mode(self, mode: str, who: str) -> str:
         src = "commands/mode"
-        if mode == Mode.ISLAND.value:
-            raise _refuse(src, "mode", "'island' is not supported yet", who)
-        if mode == Mode.HEATING.value and self.cfg.tank is None:
-            raise _refuse(src, "mode", "'heating' needs a tank and this site has none", who)
-        if mode not in modes_available(self.cfg):
-            raise _refuse(src, "mode", f"unknown mode {mode!r}; one of "
-                                       f"{modes_available(self.cfg)}", who)
+        why = self.cfg.mode_refusal(mode)
+        if why is not None:
+            raise _refuse(src, "mode", why, who)
         self._apply(f"mode={mode}", who, lambda o: o._replace(mode=Mode(mode)))
         return f"Mode: {MODE_WORDS[mode]}"
 

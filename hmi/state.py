@@ -57,8 +57,8 @@ MODE_WORDS: dict[str, str] = {
 
 
 def modes_available(cfg: SiteConfig) -> list[str]:
-    """Modes a person may choose here: heating needs a tank, island is not built yet."""
-    return [Mode.GRID.value] + ([Mode.HEATING.value] if cfg.tank is not None else [])
+    """Modes a person may choose here (see SiteConfig.selectable_modes)."""
+    return [m.value for m in cfg.selectable_modes()]
 
 
 def alarm_of(trip: Trip, hold_reason: str | None = None) -> Alarm:

@@ -15,13 +15,21 @@ Payloads (JSON objects; an optional `"id"` is echoed in the answer):
 | cmd/pause_all       | {"paused": true}                                   |
 | cmd/tank_target     | {"target_c": 58.5}                                 |
 | cmd/dr_cap          | {"cap_w": 1500, "duration_s": 3600} (null: no cap) |
+| cmd/dr_absorb       | {"absorb_w": 800, "duration_s": 900} (null: none)  |
+| cmd/prices          | {"prices": [{"time": "2026-03-01T00:00:00+01:00",  |
+|                     |   "import_price": 0.21, "export_price": 0.04}, ..]}|
+
+Both DR commands also take an optional `event_id` and `start` (ISO 8601 with offset);
+see docs/dr.md.
 """
 
 from __future__ import annotations
 
 import math
 import queue
+import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any, Literal, NamedTuple, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -29,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from controller.config.load import problems_from_validation
 from controller.config.models import Actuation, Mode, SiteConfig
 from controller.errors import InputError, Problem
+from controller.runtime.prices import PriceSeries, build_series
 
 
 class SetMode(NamedTuple):
@@ -56,9 +65,27 @@ class SetTankTarget(NamedTuple):
 class SetDrCap(NamedTuple):
     cap_w: float | None  # None: no cap
     duration_s: float | None  # None: until changed
+    event_id: str | None = None  # None: the one MQTT cap (a new one replaces it)
+    start_s: float | None = None  # UTC epoch seconds; None: now
 
 
-Command = SetMode | SetMinerPower | SetMinerEnabled | PauseAll | SetTankTarget | SetDrCap
+class SetDrAbsorb(NamedTuple):
+    """A DR request to absorb: the miners take at least `absorb_w` (under hard caps)."""
+
+    absorb_w: float | None  # None: end the request
+    duration_s: float | None  # None: until changed
+    event_id: str | None = None
+    start_s: float | None = None  # UTC epoch seconds; None: now
+
+
+class SetPrices(NamedTuple):
+    """A dynamic price series (controller/runtime/prices.py): replaces the current one."""
+
+    series: PriceSeries
+
+
+Command = (SetMode | SetMinerPower | SetMinerEnabled | PauseAll | SetTankTarget | SetDrCap
+           | SetDrAbsorb | SetPrices)
 
 
 class CommandRefused(Exception):
@@ -128,9 +155,39 @@ class _TankTarget(_Payload):
     target_c: Finite
 
 
+_DrDuration = Annotated[float, Field(gt=0, le=7 * 86400, allow_inf_nan=False)]
+_EventId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
 class _DrCap(_Payload):
     cap_w: Finite | None
-    duration_s: Annotated[float, Field(gt=0, le=7 * 86400, allow_inf_nan=False)] | None = None
+    duration_s: _DrDuration | None = None
+    event_id: _EventId | None = None
+    start: str | None = None
+
+
+class _DrAbsorb(_Payload):
+    absorb_w: Finite | None
+    duration_s: _DrDuration | None = None
+    event_id: _EventId | None = None
+    start: str | None = None
+
+
+class _PricePoint(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)  # values checked by build_series
+    time: Any
+    import_price: Any
+    export_price: Any
+
+
+class _Prices(_Payload):
+    prices: Annotated[list[_PricePoint], Field(min_length=1, max_length=2000)]
+
+
+def _prices(p: _Prices, cfg: SiteConfig) -> Command:
+    rows = [(f"prices[{i}]", q.time, q.import_price, q.export_price)
+            for i, q in enumerate(p.prices)]
+    return SetPrices(build_series(rows, "cmd/prices", text_numbers=False))
 
 
 def _miner(cfg: SiteConfig, name: str, problems: list[Problem]) -> Any:
@@ -143,13 +200,9 @@ def _miner(cfg: SiteConfig, name: str, problems: list[Problem]) -> Any:
 
 
 def _mode(p: _Mode, cfg: SiteConfig) -> Command:
-    supported = [Mode.GRID.value] + ([Mode.HEATING.value] if cfg.tank is not None else [])
-    if p.mode == Mode.ISLAND.value:
-        raise _refuse("mode", "'island' is not supported yet (planned with the supervisor)")
-    if p.mode == Mode.HEATING.value and cfg.tank is None:
-        raise _refuse("mode", "'heating' needs a tank and this site has none")
-    if p.mode not in supported:
-        raise _refuse("mode", f"unknown mode {p.mode!r}; one of {supported}")
+    why = cfg.mode_refusal(p.mode)
+    if why is not None:
+        raise _refuse("mode", why)
     return SetMode(Mode(p.mode))
 
 
@@ -193,12 +246,49 @@ def _tank_target(p: _TankTarget, cfg: SiteConfig) -> Command:
     return SetTankTarget(float(p.target_c))
 
 
+def _dr_start(start: str | None, duration_s: float | None) -> float | None:
+    """`start` (ISO 8601 with offset) as UTC epoch seconds; refused if the event is over
+    already or starts more than 7 days ahead."""
+    if start is None:
+        return None
+    try:
+        t = datetime.fromisoformat(start.replace("Z", "+00:00"))
+    except ValueError:
+        raise _refuse("start", f"{start!r} is not an ISO 8601 time") from None
+    if t.tzinfo is None:
+        raise _refuse("start", "needs a UTC offset or 'Z' (e.g. 2025-06-01T14:00:00+02:00)")
+    start_s = t.timestamp()
+    now_s = time.time()
+    if duration_s is not None and start_s + duration_s <= now_s:
+        raise _refuse("start", "the event would already be over (start + duration_s is in "
+                               "the past)")
+    if start_s > now_s + 7 * 86400:
+        raise _refuse("start", "more than 7 days ahead")
+    return start_s
+
+
 def _dr_cap(p: _DrCap, cfg: SiteConfig) -> Command:
     if p.cap_w is not None and p.cap_w < 0:
         raise _refuse("cap_w", "must be at least 0 W, or null for no cap")
     if p.cap_w is None and p.duration_s is not None:
         raise _refuse("duration_s", "only applies to a cap (cap_w is null)")
-    return SetDrCap(None if p.cap_w is None else float(p.cap_w), p.duration_s)
+    if p.cap_w is None and p.start is not None:
+        raise _refuse("start", "only applies to a cap (cap_w is null)")
+    return SetDrCap(None if p.cap_w is None else float(p.cap_w), p.duration_s, p.event_id,
+                    _dr_start(p.start, p.duration_s))
+
+
+def _dr_absorb(p: _DrAbsorb, cfg: SiteConfig) -> Command:
+    w = p.absorb_w
+    if w is not None and not 0 < w <= cfg.miner_capacity_w:
+        raise _refuse("absorb_w", f"must be above 0 and at most the miners' capacity "
+                                  f"({cfg.miner_capacity_w:g} W), or null to end the request")
+    if w is None and p.duration_s is not None:
+        raise _refuse("duration_s", "only applies to a request (absorb_w is null)")
+    if w is None and p.start is not None:
+        raise _refuse("start", "only applies to a request (absorb_w is null)")
+    return SetDrAbsorb(None if w is None else float(w), p.duration_s, p.event_id,
+                       _dr_start(p.start, p.duration_s))
 
 
 def _refuse(field: str, reason: str) -> InputError:
@@ -213,8 +303,11 @@ COMMANDS: dict[str, tuple[type[_Payload], _Handler]] = {
     "pause_all": (_PauseAll, lambda p, cfg: PauseAll(p.paused)),
     "tank_target": (_TankTarget, _tank_target),
     "dr_cap": (_DrCap, _dr_cap),
+    "dr_absorb": (_DrAbsorb, _dr_absorb),
+    "prices": (_Prices, _prices),
 }
-CommandName = Literal["mode", "miner_power", "miner_enable", "pause_all", "tank_target", "dr_cap"]
+CommandName = Literal["mode", "miner_power", "miner_enable", "pause_all", "tank_target", "dr_cap",
+                      "dr_absorb", "prices"]
 
 
 def parse_command(name: str, doc: Any, cfg: SiteConfig) -> Command:
@@ -244,6 +337,9 @@ _EXAMPLES = {
     "pause_all": '{"paused": true}',
     "tank_target": '{"target_c": 55}',
     "dr_cap": '{"cap_w": 1500}',
+    "dr_absorb": '{"absorb_w": 800, "duration_s": 900}',
+    "prices": '{"prices": [{"time": "2026-03-01T00:00:00Z", "import_price": 0.2, '
+              '"export_price": 0.05}]}',
 }
 
 
@@ -253,4 +349,6 @@ def describe(cmd: Command) -> dict[str, Any]:
     for k, v in out.items():
         if isinstance(v, Mode):
             out[k] = v.value
+        elif isinstance(v, PriceSeries):
+            out[k] = {"periods": len(v.starts_s), "start_s": v.starts_s[0], "end_s": v.end_s}
     return out

@@ -19,6 +19,7 @@ from controller.bridge.bridge import Bridge
 from controller.bridge.commands import (
     Command,
     PauseAll,
+    SetDrAbsorb,
     SetDrCap,
     SetMinerEnabled,
     SetMinerPower,
@@ -42,6 +43,8 @@ def apply_command(ov: Overrides, cmd: Command) -> Overrides:
         # duration_s is the service's to enforce (Overrides has no expiry): it must clear
         # the cap when the duration has passed.
         return ov._replace(dr_cap_w=cmd.cap_w)
+    if isinstance(cmd, SetDrAbsorb):  # hearth run schedules these itself (runtime/dr.py)
+        return ov._replace(dr_absorb_w=cmd.absorb_w)
     if isinstance(cmd, PauseAll):
         if cmd.paused:
             return ov._replace(hold_reason=ov.hold_reason or PAUSE_REASON)

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from controller.config.models import SiteConfig
 from controller.devices.acquisition import Acquisition
 from controller.miners.factory import build_drivers
+from controller.runtime.dr import DrHook, DrSchedule
 from controller.runtime.fleet import DriverFleet
 from controller.runtime.ledger_publisher import LedgerPublisher
 from controller.runtime.ports import MeasurementSource, Publisher
+from controller.runtime.prices import PriceFeed
 from controller.runtime.service import Service
 
 log = logging.getLogger(__name__)
@@ -46,18 +49,64 @@ def build_service(cfg: SiteConfig, site_path: str = "<config>", *, ledger: bool 
         sources.append(_satellite(cfg, site_path))
     fleet = DriverFleet(build_drivers(cfg))
     publishers: list[Publisher] = []
-    if ledger and cfg.ledger.enabled:
-        publishers.append(LedgerPublisher(cfg))
     hooks = []
+    dr = DrSchedule()  # demand response from MQTT and OpenADR, one schedule (docs/dr.md)
+    dr_hook = DrHook(dr)
+    if ledger and cfg.ledger.enabled:
+        ledger_publisher = LedgerPublisher(cfg)
+        ledger_publisher.dr_events = dr_hook.event_ids
+        publishers.append(ledger_publisher)
+    mqtt_commands = None
     if cfg.mqtt is not None:
-        from controller.runtime.mqtt_wiring import wire_mqtt
+        from controller.runtime.mqtt_wiring import DrStatePublisher, wire_mqtt
 
-        _bridge, commands, bridge_publisher = wire_mqtt(cfg, site_path)
+        bridge, mqtt_commands, bridge_publisher = wire_mqtt(cfg, site_path, dr)
         publishers.append(bridge_publisher)
-        hooks.append(commands)
-    service = Service(cfg, sources, fleet, publishers)
+        publishers.append(DrStatePublisher(bridge, dr_hook))
+        hooks.append(mqtt_commands)
+    ven = None
+    if cfg.openadr is not None and cfg.openadr.enabled:
+        from controller.runtime.openadr import Ven
+
+        ven = Ven(cfg, dr, Path(site_path).parent)
+        sources.append(ven)  # started and stopped with the sources; it measures nothing
+    prices = PriceFeed(cfg, Path(site_path).parent)  # prices_file is relative to the site
+    if mqtt_commands is not None:  # cmd/prices goes to the price feed, not the overrides
+        from controller.runtime.price_commands import PriceCommandTap
+
+        mqtt_commands.queue = PriceCommandTap(mqtt_commands.queue, prices.set_series)
+    service = Service(cfg, sources, fleet, publishers, prices=prices)
     service.command_hooks.extend(hooks)
+    if cfg.plan.enabled:  # after the command hooks: the plan owns its two override fields
+        from controller.runtime.planner import RuntimePlanner, mqtt_plan_listener
+
+        planner = RuntimePlanner(cfg, prices)
+        service.planner = planner
+        service.publishers.append(planner)
+        service.command_hooks.append(planner)
+        if cfg.mqtt is not None:
+            planner.listeners.append(mqtt_plan_listener(bridge))
+    _wire_dr(service, dr, dr_hook, mqtt_commands, ven)
     return service
+
+
+def _wire_dr(service: Service, dr: DrSchedule, hook: DrHook, mqtt_commands: Any,
+             ven: Any) -> None:
+    """A DR signal wakes the tick loop at once (the cap must reach the miners within 1 s),
+    and so does every MQTT command; the hook runs after the other command sources."""
+    service.command_hooks.append(hook)
+    hook.wake = service.wake
+    dr.on_change.append(service.wake)
+    if mqtt_commands is not None:
+        mqtt_commands.wake = service.wake
+    if ven is not None:
+        def miner_power_w() -> float | None:
+            last = service.last
+            if last is None or not last.measurements.miners:
+                return None
+            return sum(r.power_w for r in last.measurements.miners.values())
+
+        ven.miner_power_w = miner_power_w
 
 
 async def serve(cfg: SiteConfig, site_path: str, *, ledger: bool = True, hmi: bool = True

@@ -33,6 +33,7 @@ class DriverFleet:
         # `reassert_s` passed (the driver then corrects a firmware that changed its own
         # target, e.g. after an overheat, and writes nothing if it still holds ours).
         self._done: dict[str, tuple[MinerCommand, str, float]] = {}  # cmd, action, when
+        self.disobeying: set[str] = set()  # miners whose readback contradicts our command
 
     async def start(self) -> None:
         for name in self.drivers:
@@ -51,8 +52,11 @@ class DriverFleet:
                     self._done[name] = (cmd, "ok" if res.ok else res.action, time.monotonic())
                 status = await drv.read()
                 r = status.reading()
+                if r is not None and not drv.caps.can_pause:
+                    r = r._replace(can_pause=False)
                 if r is not None:
                     self._readings[name] = r
+                    self._check_obeys(name, r)
                 else:
                     self._readings.pop(name, None)  # unavailable: the core sees it as stale
             except asyncio.CancelledError:
@@ -71,6 +75,33 @@ class DriverFleet:
             return time.monotonic() - last[2] >= self.reassert_s
         # Refused or unsupported will not change by asking again; anything else may heal.
         return last[1] not in ("unsupported", "refused")
+
+    def _check_obeys(self, name: str, r: MinerReading) -> None:
+        """Log (once per episode) a miner that accepted a command and does not follow it:
+        still drawing power after a pause, or well above its target, past the time the
+        hardware needs (stop / full ramp + two polls). The control core already counts
+        its measured power against every cap; this is what tells a person which one."""
+        done = self._done.get(name)
+        if done is None or done[1] != "ok":
+            return
+        cmd, _action, at = done
+        c = self.drivers[name].cfg
+        tol_w = max(0.1 * c.max_power_w, c.target_resolution_w)
+        if not cmd.run:
+            grace_s, over = c.stop_s + 2 * self.poll_s + 2.0, r.power_w > c.idle_power_w + tol_w
+        else:
+            grace_s = (c.max_power_w - c.min_power_w) / c.ramp_w_per_s + 2 * self.poll_s + 2.0
+            over = r.power_w > cmd.power_target_w + tol_w
+        if over and time.monotonic() - at > grace_s:
+            if name not in self.disobeying:
+                self.disobeying.add(name)
+                log.error("miner %s ignores its command: %s, still drawing %.0f W %.0f s "
+                          "later (firmware fault? check it on site)", name,
+                          "paused" if not cmd.run else f"target {cmd.power_target_w:.0f} W",
+                          r.power_w, time.monotonic() - at)
+        elif not over and name in self.disobeying:
+            self.disobeying.discard(name)
+            log.warning("miner %s follows its commands again (%.0f W)", name, r.power_w)
 
     def readings(self) -> Mapping[str, MinerReading]:
         return self._readings

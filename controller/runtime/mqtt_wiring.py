@@ -1,9 +1,13 @@
 """The MQTT bridge inside `hearth run`: commands in, state out, never in the tick's way.
 
-- Commands arrive on paho's thread into the bridge's `CommandQueue`; a service command hook
-  drains it at the start of each tick and folds them into `Overrides`. A DR cap with a
-  duration is lifted by the hook when the duration has passed.
-- State goes out through `BridgePublisher` (a reference handed over, ~1 µs).
+- Commands arrive on paho's thread. Demand-response commands (`dr_cap`, `dr_absorb`) go
+  straight into the DR schedule (controller/runtime/dr.py), which folds them into
+  `Overrides` at the next tick and ends them when their duration has passed; the others go
+  into the bridge's `CommandQueue`, drained by a service command hook at the start of each
+  tick. Either way the tick loop is woken at once, so a cap reaches the miners without
+  waiting for the next regular tick.
+- State goes out through `BridgePublisher` (a reference handed over, ~1 µs); the DR events
+  (active and scheduled) through `DrStatePublisher` on `state/dr` (retained, on change).
 - Today's revenue comes from the ledger, queried by a background thread once a minute;
   the tick only reads the cached value.
 - A config pushed by an installer is validated and saved by the bridge; the running
@@ -13,41 +17,127 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from controller.bridge.bridge import Bridge
-from controller.bridge.commands import CommandQueue, SetDrCap
+from controller.bridge.commands import Command, CommandQueue, SetDrAbsorb, SetDrCap
+from controller.bridge.connection import publish_properties
 from controller.bridge.provisioning import ConfigStore
 from controller.bridge.service_glue import BridgePublisher, apply_command
 from controller.bridge.telemetry import Today
 from controller.config.models import SiteConfig
 from controller.control.overrides import Overrides
+from controller.runtime.dr import DrEvent, DrHook, DrSchedule, Kind
+from controller.runtime.ports import TickRecord
 
 log = logging.getLogger(__name__)
 
+MQTT = "mqtt"
+_DEFAULT_IDS: dict[Kind, str] = {"reduce": "mqtt-cap", "absorb": "mqtt-absorb"}
+
+
+def dr_event_of(cmd: SetDrCap | SetDrAbsorb, received_s: float) -> DrEvent | None:
+    """The DR event an MQTT command asks for (None: it ends one)."""
+    kind: Kind = "reduce" if isinstance(cmd, SetDrCap) else "absorb"
+    w = cmd.cap_w if isinstance(cmd, SetDrCap) else cmd.absorb_w
+    if w is None:
+        return None
+    start = cmd.start_s if cmd.start_s is not None else received_s
+    end = None if cmd.duration_s is None else start + cmd.duration_s
+    return DrEvent(cmd.event_id or _DEFAULT_IDS[kind], MQTT, kind, w, start, end, received_s)
+
 
 class MqttCommands:
-    """A service command hook over the bridge's queue."""
+    """The bridge's command sink and the service's command hook.
 
-    def __init__(self, queue: CommandQueue) -> None:
+    Called on paho's thread for every valid command: DR commands go into the schedule at
+    once (received time = now), the others into the queue; then the tick loop is woken.
+    Without an event id, a new cap replaces the previous MQTT cap (and `null` ends it),
+    as before; with one, each event stands on its own and `null` ends that one.
+    """
+
+    def __init__(self, queue: CommandQueue, dr: DrSchedule | None = None,
+                 utc: Callable[[], float] = time.time) -> None:
         self.queue = queue
-        self.dr_until_s: float | None = None
+        self.dr = dr if dr is not None else DrSchedule(utc)
+        self.utc = utc
+        self.wake: Callable[[float], None] | None = None  # set by the service's assembly
+
+    def sink(self, command: Command) -> None:
+        cmd = command
+        if isinstance(cmd, SetDrCap | SetDrAbsorb):
+            ev = dr_event_of(cmd, self.utc())
+            if ev is None:
+                kind: Kind = "reduce" if isinstance(cmd, SetDrCap) else "absorb"
+                self.dr.cancel(MQTT, cmd.event_id, kind)
+            else:
+                if cmd.event_id is None:  # one anonymous event per kind: replace it
+                    self.dr.cancel(MQTT, ev.event_id)
+                self.dr.put(ev)
+        else:
+            self.queue(cmd)  # may raise CommandRefused (queue full): answered as an error
+        if self.wake is not None:
+            self.wake(0.0)
 
     def __call__(self, ov: Overrides, now_s: float) -> Overrides:
         for cmd in self.queue.drain():
             ov = apply_command(ov, cmd)
             log.info("command applied: %r", cmd)
-            if isinstance(cmd, SetDrCap):
-                self.dr_until_s = (now_s + cmd.duration_s
-                                   if cmd.cap_w is not None and cmd.duration_s else None)
-        if self.dr_until_s is not None and now_s >= self.dr_until_s:
-            log.info("DR cap %s W ended (its duration passed)", ov.dr_cap_w)
-            ov = ov._replace(dr_cap_w=None)
-            self.dr_until_s = None
         return ov
+
+
+class DrStatePublisher:
+    """`hearth/<site>/state/dr`: the active and scheduled DR events, for Home Assistant and
+    the HMI. Retained with the state expiry; published on change and every refresh."""
+
+    def __init__(self, bridge: Bridge, hook: DrHook) -> None:
+        self.bridge = bridge
+        self.hook = hook
+        assert bridge.config.mqtt is not None
+        self.refresh_s = float(bridge.config.mqtt.telemetry_refresh_s)
+        self.expiry_s = bridge.config.mqtt.state_expiry_s
+        self._last: bytes | None = None
+        self._last_at = -float("inf")
+        self._connects = -1
+
+    def payload(self, now_utc_s: float) -> dict[str, Any]:
+        cur = self.hook.current
+        return {
+            "active": bool(cur.events),
+            "cap_w": None if cur.cap_w is None else round(cur.cap_w),
+            "absorb_w": None if cur.absorb_w is None else round(cur.absorb_w),
+            "events": [e.as_json() for e in cur.events],
+            "scheduled": [e.as_json() for e in self.hook.schedule.events()
+                          if e.start_s > now_utc_s],
+        }
+
+    def publish(self, tick: TickRecord) -> None:
+        data = json.dumps(self.payload(tick.at_utc.timestamp()), separators=(",", ":"),
+                          sort_keys=True).encode()
+        now = tick.monotonic_s
+        connects = self.bridge.stats.connects
+        if (data == self._last and now - self._last_at < self.refresh_s
+                and connects == self._connects):
+            return
+        if not self.bridge.connected:
+            return
+        props = publish_properties()
+        props.MessageExpiryInterval = self.expiry_s
+        # paho's publish only queues the packet for its network thread (thread-safe).
+        info = self.bridge._client.publish(self.bridge.topics.state("dr"), data, qos=1,
+                                           retain=True, properties=props)
+        if info.rc == 0:
+            self._last, self._last_at, self._connects = data, now, connects
+
+    async def close(self) -> None:
+        return None
 
 
 class LedgerToday:
@@ -96,15 +186,17 @@ class LedgerToday:
         self._stop.set()
 
 
-def wire_mqtt(cfg: SiteConfig, site_path: str) -> tuple[Bridge, MqttCommands, BridgePublisher]:
-    """Build and start the bridge (it connects in the background)."""
+def wire_mqtt(cfg: SiteConfig, site_path: str, dr: DrSchedule | None = None
+              ) -> tuple[Bridge, MqttCommands, BridgePublisher]:
+    """Build and start the bridge (it connects in the background). DR commands go into
+    `dr` (the service's schedule, shared with OpenADR)."""
     store = ConfigStore(Path(site_path))
-    queue = CommandQueue()
+    commands = MqttCommands(CommandQueue(), dr)
 
     def on_config(new: SiteConfig) -> list[str]:
         return sorted(k for k in SiteConfig.model_fields if getattr(new, k) != getattr(cfg, k))
 
-    bridge = Bridge(store, on_command=queue, on_config=on_config)
+    bridge = Bridge(store, on_command=commands.sink, on_config=on_config)
     bridge.start()
     today = LedgerToday(cfg) if cfg.ledger.enabled else None
-    return bridge, MqttCommands(queue), BridgePublisher(bridge, today=today)
+    return bridge, commands, BridgePublisher(bridge, today=today)

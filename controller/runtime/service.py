@@ -29,12 +29,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from controller.config.models import SiteConfig
+from controller.config.models import Mode, SiteConfig
 from controller.control.controller import Controller
 from controller.control.overrides import NO_OVERRIDES, Overrides
 from controller.control.types import Measurements, Reading
 from controller.runtime import state as state_file
 from controller.runtime.ports import MeasurementSource, MinerFleet, Publisher, TickRecord
+from controller.runtime.prices import PriceFeed
+from controller.runtime.wallclock import RecordClock
 
 log = logging.getLogger(__name__)
 
@@ -78,13 +80,20 @@ class Service:
         publishers: Sequence[Publisher] = (),
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        prices: PriceFeed | None = None,
     ) -> None:
         self.cfg = cfg
         self.sources = list(sources)
         self.fleet = fleet
         self.publishers = list(publishers)
         self.clock = clock or Clock()
+        # Record stamps survive a wall-clock step (NTP after a boot without RTC).
+        self.record_clock = RecordClock(step_threshold_s=2.0 + 2 * cfg.control.tick_s)
         self.controller = Controller(cfg)
+        # Prices each tick: the dynamic series ([tariffs] prices_file, cmd/prices), else
+        # the constant [tariffs].
+        self.prices = prices if prices is not None else PriceFeed(cfg)
+        self.planner: object | None = None  # the day-ahead planner when [plan] enabled
         self.overrides: Overrides = NO_OVERRIDES  # set by commands (MQTT, HMI)
         # Command sources (MQTT, HMI): each turns the overrides into new ones at the start
         # of a tick, so commands apply between ticks and never in the middle of one.
@@ -95,6 +104,8 @@ class Service:
         self.start_delay_s = (rng or random.Random()).uniform(0.0, delay_max)
         self._fresh_since: float | None = None
         self._stop = asyncio.Event()
+        self._wake = asyncio.Event()  # a command arrived: tick now (see wake())
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._last_save = -float("inf")
         self._saved_running: frozenset[str] | None = None
         self.last: TickRecord | None = None
@@ -130,7 +141,7 @@ class Service:
                     old = fields[key]
                     if old is None or r.at_s > old.at_s:
                         fields[key] = r
-        t = self.cfg.tariffs
+        price = self.prices.prices_at(self.clock.utc().timestamp())
         return Measurements(
             grid_power_w=fields["grid_power_w"],
             pv_power_w=fields["pv_power_w"],
@@ -138,12 +149,15 @@ class Service:
             soc_pct=fields["soc_pct"],
             tank_temp_c=fields["tank_temp_c"],
             miners=dict(self.fleet.readings()),
-            import_price_per_kwh=float(t.import_price_per_kwh),
-            export_price_per_kwh=float(t.export_price_per_kwh),
+            import_price_per_kwh=price.import_per_kwh,
+            export_price_per_kwh=price.export_per_kwh,
+            utc_s=self.clock.utc().timestamp(),  # schedules are in wall-clock time
         )
 
     def _startup_hold(self, m: Measurements, now: float) -> str | None:
-        g = m.grid_power_w
+        # Island mode has no grid meter: there the battery reading must be fresh.
+        island = (self.overrides.mode or self.cfg.control.mode) is Mode.ISLAND
+        g = m.battery_power_w if island else m.grid_power_w
         fresh = g is not None and now - g.at_s <= self.cfg.control.stale_timeout_s
         if self._fresh_since is None:
             if not fresh:
@@ -173,7 +187,8 @@ class Service:
         for t in cmds.trips:
             if t.code != "hold":
                 log.warning("trip %s: %s", t.code, t.reason)
-        rec = TickRecord(self.clock.utc(), now, m, cmds, o, self.controller.debug,
+        rec = TickRecord(self.record_clock(self.clock.utc(), now), now, m, cmds, o,
+                         self.controller.debug,
                          time.perf_counter() - t0)
         for p in self.publishers:
             try:
@@ -197,6 +212,42 @@ class Service:
     def stop(self) -> None:
         self._stop.set()
 
+    def wake(self, delay_s: float = 0.0) -> None:
+        """Tick now (or in `delay_s`) instead of at the next regular time; from any thread.
+
+        A demand-response cap must reach the miners within a second of the signal, so a
+        command source wakes the loop rather than wait up to a whole `tick_s`. The regular
+        schedule then restarts from that tick."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(self._wake_after, delay_s)
+        except RuntimeError:  # the loop is closing
+            return
+
+    def _wake_after(self, delay_s: float) -> None:
+        if delay_s <= 0 or self._loop is None:
+            self._wake.set()
+        else:
+            self._loop.call_later(delay_s, self._wake.set)
+
+    async def _sleep_until(self, next_t: float) -> bool:
+        """Wait for the next tick time, a stop or a wake-up; True if woken."""
+        timeout = max(0.0, next_t - self.clock.monotonic())
+        if not self._wake.is_set():
+            stop = asyncio.ensure_future(self._stop.wait())
+            wake = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait((stop, wake), timeout=timeout,
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stop.cancel()
+                wake.cancel()
+        woken = self._wake.is_set()
+        self._wake.clear()
+        return woken
+
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         handled = []
@@ -208,8 +259,10 @@ class Service:
         for src in self.sources:
             await src.start()
         await self.fleet.start()
+        await self.prices.start()
         sd_notify("READY=1")
         log.info("hearth running: site %s, tick %.1f s", self.cfg.site.id, self.tick_s)
+        self._loop = loop
         next_t = self.clock.monotonic()
         warn_s = self.cfg.service.tick_overrun_warn_s
         try:
@@ -228,9 +281,8 @@ class Service:
                     skipped = int(behind // self.tick_s)
                     log.warning("tick loop %.1f s behind: skipping %d tick(s)", behind, skipped)
                     next_t += skipped * self.tick_s
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(),
-                                           max(0.0, next_t - self.clock.monotonic()))
+                if await self._sleep_until(next_t):
+                    next_t = self.clock.monotonic()  # woken: tick now, schedule from here
         finally:
             await self.shutdown()
             for sig in handled:
@@ -249,6 +301,7 @@ class Service:
                 await p.close()
             except Exception:
                 log.exception("publisher %r failed to close", p)
+        await self.prices.stop()
         for src in self.sources:
             try:
                 await src.stop()

@@ -106,7 +106,7 @@ def test_valid_commands_are_normalised() -> None:
 
 
 @pytest.mark.parametrize(("name", "doc", "field", "reason"), [
-    ("mode", {"mode": "island"}, "mode", "not supported yet"),
+    ("mode", {"mode": "island"}, "mode", "not switched at run time"),
     ("mode", {"mode": "turbo"}, "mode", "unknown mode"),
     ("mode", {"mode": 3}, "mode", "valid string"),
     ("mode", {}, "mode", "required key is missing"),

@@ -186,7 +186,7 @@ async def test_bad_commands_name_the_field_and_change_nothing(tmp_path: Path) ->
         await _resident(live, c)
         before = live.site.service.overrides
         cases = [
-            ("/api/commands/mode", {"mode": "island"}, "mode", "not supported"),
+            ("/api/commands/mode", {"mode": "island"}, "mode", "not switched at run time"),
             ("/api/commands/mode", {"mode": "turbo"}, "mode", "unknown mode"),
             ("/api/commands/mode", {"mode": 3}, "mode", "valid string"),
             ("/api/commands/mode", {"mode": "grid", "x": 1}, "x", "unknown field"),

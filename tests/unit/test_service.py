@@ -302,3 +302,32 @@ def test_every_on_off_switch_is_saved_at_once(tmp_path: Path) -> None:
             break
     saved = json.loads((tmp_path / "state.json").read_text())
     assert saved["miners"]["s9"]["running"] is True
+
+
+def test_ledger_publisher_retries_a_ledger_that_could_not_be_opened(tmp_path: Path) -> None:
+    """A busy or briefly absent database at start must not cost the whole run's revenue:
+    the publisher drops samples while it cannot write and opens the ledger again."""
+    from controller.ledger.writer import open_site_writer
+    from controller.runtime.ledger_publisher import LedgerPublisher
+
+    d = simkit.site_dict()
+    del d["battery"]
+    d["service"] = {"data_dir": str(tmp_path), "start_delay_max_s": 0}
+    d["ledger"] = {"database_url": f"sqlite:///{tmp_path / 'ledger.sqlite3'}"}
+    cfg = simkit.parse_site(d)
+    tries: list[int] = []
+
+    def flaky(c: Any) -> Any:
+        tries.append(1)
+        if len(tries) == 1:
+            raise RuntimeError("database is locked")
+        return open_site_writer(c)
+
+    clock = FakeTime()
+    ports = PlantPorts(Plant(cfg), clock)
+    pub = LedgerPublisher(cfg, opener=flaky, reopen_s=0.0)
+    service = Service(cfg, [ports], Fleet(ports), [pub], Clock(monotonic=clock))
+    _advance(service, clock, 120)
+    asyncio.run(pub.close())
+    assert len(tries) == 2
+    assert pub.written >= 119  # only the sample that met the failed open is lost

@@ -32,12 +32,14 @@ firmware/.typings-rp2/.installed: | $(STAMP)
 install: $(STAMP) system-deps $(FIRMWARE_NPM)
 
 # Debian packages the test suite needs: Mosquitto (MQTT tests start their own broker),
-# socat (Modbus RTU over a pty pair), openssl (TLS test certificates), node + npm
-# (MicroPython in WebAssembly for the firmware tests), chromium + chromedriver (HMI tests).
+# socat (Modbus RTU over a pty pair), faketime (libfaketime: the HIL wall-clock step),
+# openssl (TLS test certificates), node + npm (MicroPython in WebAssembly for the firmware
+# tests), chromium + chromedriver (HMI tests).
 system-deps:
 	@missing=""; \
 	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
 	command -v socat >/dev/null 2>&1 || missing="$$missing socat"; \
+	command -v faketime >/dev/null 2>&1 || missing="$$missing faketime"; \
 	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
 	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
@@ -78,6 +80,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/ledger_bench.py
 	$(BIN)/python bench/modbus_bench.py
 	$(BIN)/python bench/service_bench.py
+	$(BIN)/python bench/plan_bench.py
 
 # Every HIL scenario in hil/scenarios/ against the unmodified hearth run (reports in out/hil).
 hil: $(STAMP)

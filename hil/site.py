@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.config import SiteConfig, parse_site
-from controller.control.types import Measurements, Reading
+from controller.control.types import Measurements, MinerCommand, Reading
 from controller.miners.axeos import PowerCurve
 from controller.trace.reader import Trace, read_trace
 from hil.miners.axeos import AxeOsEmulator
@@ -35,6 +35,7 @@ from hil.modbus.feed import values_from_measurements
 from hil.modbus.image import DeviceImage
 from hil.modbus.server import EmulatedDevice, ModbusEmulator
 from hil.plant import Plant
+from hil.plant.miners import MinerModel
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,9 @@ class EmulatedSite:
         self.pv_offset_w = 0.0  # a test can step PV up or down on top of the trace
         self._task: asyncio.Task[None] | None = None
         self.on_step: list[Callable[[SiteState], None]] = []
+        # The satellite's contactor feeding the tank miners (None: always closed).
+        self.tank_contactor: Callable[[], bool] | None = None
+        self._unpowered: set[str] = set()
 
     # -- start / stop ---------------------------------------------------------------------
 
@@ -172,6 +176,8 @@ class EmulatedSite:
         powers = {}
         for name, em in self.miners.items():
             em.advance()
+            if self.tank_contactor is not None and self._heats_tank[name]:
+                self._supply(name, em, self.tank_contactor())
             powers[name] = em.model.power_w
         miner_w = sum(powers.values())
         tank_w = sum(p for n, p in powers.items() if self._heats_tank[n])
@@ -187,6 +193,24 @@ class EmulatedSite:
         self.state = SiteState(now, pv_used, load, grid, bat, soc, tank, powers)
         for cb in self.on_step:
             cb(self.state)
+
+    def _supply(self, name: str, em: EmulatedMiner, closed: bool) -> None:
+        """Contactor open: the miner loses power at once (model reset, API silent, as an
+        unplugged box's); closed again: it boots as after a power cut, to its last target
+        unless it had been paused."""
+        if closed == (name not in self._unpowered):
+            return
+        if closed:
+            self._unpowered.discard(name)
+            em.hang = False
+            if not em.paused:
+                em.model.apply(MinerCommand(name, True, em.target_w))
+        else:
+            self._unpowered.add(name)
+            em.hang = True
+            em.model = MinerModel(em.cfg)
+        log.warning("emulated site: contactor %s, miner %s %s", "closed" if closed else "open",
+                    name, "powered" if closed else "without power")
 
     async def _run(self) -> None:
         while True:

@@ -120,7 +120,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _crc8(data: bytes) -> int:
+def crc8(data: bytes) -> int:
     """Dallas/Maxim 1-Wire CRC-8 (Maxim AN27), to catch a mistyped ROM code."""
     crc = 0
     for byte in data:
@@ -144,7 +144,7 @@ def _rom_problem(text: str) -> str | None:
         return f"{text!r} is not 16 hex digits"
     if rom[0] not in (0x28, 0x22):
         return f"family code 0x{rom[0]:02x} is not a DS18B20 (0x28)"
-    if _crc8(rom[:7]) != rom[7]:
+    if crc8(rom[:7]) != rom[7]:
         return "CRC of the ROM code does not match (a typo?)"
     return None
 

@@ -9,6 +9,8 @@ switches on this object:
 - `slow_factor = k`: the plant runs k times slower (a tuner that takes ages to settle);
 - `fw_min_w / fw_max_w`: the range the firmware accepts; outside it a write is rejected
   with an error in the API's own format;
+- `ignore_commands = True`: writes are accepted and reported back, the hardware keeps its
+  power (a firmware bug: the tuner ignores the target, a pause that does not stop hashing);
 - `trigger_overheat(cooldown_s, reduce_to_w)`: hashing stops (thermal protection), and after
   the cool-down it comes back on its own at reduced settings;
 - auth expiry lives in the protocol emulators (tokens, salts, sessions).
@@ -40,6 +42,7 @@ class EmulatedMiner:
         self.fw_min_w = cfg.min_power_w if fw_min_w is None else fw_min_w
         self.fw_max_w = cfg.max_power_w if fw_max_w is None else fw_max_w
         self.hang = False
+        self.ignore_commands = False
         self.slow_factor = 1.0
         self.writes: list[tuple[str, Any]] = []
         self.paused = not start_running
@@ -104,20 +107,21 @@ class EmulatedMiner:
         self.check_range(watts)
         self.writes.append(("target", watts))
         self.target_w = watts
-        if not self.paused and not self.overheated:
+        if not self.paused and not self.overheated and not self.ignore_commands:
             self.model.apply(MinerCommand(self.cfg.name, True, watts))
 
     def pause(self) -> None:
         self.advance()
         self.writes.append(("pause", None))
         self.paused = True
-        self.model.apply(MinerCommand(self.cfg.name, False, 0.0))
+        if not self.ignore_commands:
+            self.model.apply(MinerCommand(self.cfg.name, False, 0.0))
 
     def resume(self) -> None:
         self.advance()
         self.writes.append(("resume", None))
         self.paused = False
-        if not self.overheated:
+        if not self.overheated and not self.ignore_commands:
             self.model.apply(MinerCommand(self.cfg.name, True, self.target_w))
 
     def trigger_overheat(self, cooldown_s: float, reduce_to_w: float) -> None:

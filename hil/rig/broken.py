@@ -2,7 +2,10 @@
 
 `python -m hil.rig.broken no-stale-guard -- <hearth CLI args>` runs the normal CLI after
 patching `Controller.step` so a stale grid reading is passed off as fresh (the stale-meter
-guard is effectively removed). Only the HIL rig's self-test uses this; never a site.
+guard is effectively removed). `ignore-reserve`: the battery policy always lets the miners
+drain the battery and the reserve cap is gone. `no-clock-guard`: tick records carry the
+raw wall clock (controller/runtime/wallclock.py bypassed), so a clock step back drops
+ledger samples. Only the HIL rig's self-test uses this; never a site.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ from typing import Any
 from controller.cli import main as cli_main
 from controller.control.controller import Controller
 from controller.control.types import Measurements, Reading
+from hil.rig.broken_mqtt import MQTT_BREAKS  # ignore-dr-cap, ignore-tank-stale, ...
 
-BREAKS = ("no-stale-guard",)
+BREAKS = ("no-stale-guard", "ignore-reserve", "no-clock-guard", *MQTT_BREAKS)
 
 
 def _no_stale_guard() -> None:
@@ -31,12 +35,38 @@ def _no_stale_guard() -> None:
     Controller.step = step  # type: ignore[method-assign]
 
 
+def _ignore_reserve() -> None:
+    """The miners may always drain the battery, and the reserve cap is gone."""
+    from controller.control import battery
+
+    def update(self: battery.BatteryArbiter, soc_pct: float) -> battery.BatteryPolicy:
+        self.policy = battery.BatteryPolicy.DRAIN
+        return self.policy
+
+    def reserve_cap_w(self: Any, soc_pct: float, battery_w: float, miner_w: float) -> None:
+        return None
+
+    battery.BatteryArbiter.update = update  # type: ignore[method-assign]
+    battery.BatteryArbiter.reserve_cap_w = reserve_cap_w  # type: ignore[method-assign]
+
+
+def _no_clock_guard() -> None:
+    """Tick records stamped with the raw wall clock, whatever it does."""
+    from controller.runtime import wallclock
+
+    def call(self: wallclock.RecordClock, wall: Any, mono_s: float) -> Any:
+        return wall
+
+    wallclock.RecordClock.__call__ = call  # type: ignore[method-assign]
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in BREAKS:
         print(f"usage: python -m hil.rig.broken {{{','.join(BREAKS)}}} -- ARGS...",
               file=sys.stderr)
         return 2
-    _no_stale_guard()
+    {"no-stale-guard": _no_stale_guard, "ignore-reserve": _ignore_reserve,
+     "no-clock-guard": _no_clock_guard, **MQTT_BREAKS}[argv[0]]()
     rest = argv[1:]
     if rest and rest[0] == "--":
         rest = rest[1:]

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
 from controller.config import parse_site
 from hil.rig.runner import Row, RunRecord
+from hil.site import SiteState
 
-STALE_FAULTS = ("meter_silent", "modbus_garbage", "modbus_exception")
+STALE_FAULTS = ("meter_silent", "modbus_garbage", "modbus_exception", "rtu_noise",
+                "rtu_silent")
 
 
 @dataclass
@@ -38,13 +41,118 @@ def check_import_limit(rec: RunRecord) -> Check:
     """Import above the limit is a violation when the miners could have prevented it."""
     cfg = parse_site(rec.site, "scenario")
     limit = cfg.site.import_limit_w
+    # A miner that ignores its commands cannot be held to them: its power is judged by
+    # check_rogue_miner; here only the miners that obey count, above their floor, and
+    # only when shedding them would have been enough.
     bad = [f"t={r.t_s:.1f}s grid {r.state.grid_w:.0f} W > {limit:.0f} W with miners at "
            f"{sum(r.state.miner_w.values()):.0f} W"
            for r in rec.rows
-           if r.state.grid_w > limit + 1.0 and sum(r.state.miner_w.values()) > 1.0]
+           if r.state.grid_w > limit + 1.0 and _obeying_w(rec, r) > 1.0
+           and (not _rogues_at(rec, r.t_s) or r.state.grid_w - _obeying_w(rec, r) <= limit)]
     peak = max((r.state.grid_w for r in rec.rows), default=0.0)
     return Check("import_limit", not bad, f"limit {limit:.0f} W, peak import {peak:.0f} W",
                  bad[:10], {"peak_import_w": peak, "limit_w": limit})
+
+
+def _rogues_at(rec: RunRecord, t_s: float) -> set[str]:
+    return {f.miner for f, on, off in rec.fault_times
+            if f.kind == "miner_ignores_target" and f.miner and on <= t_s < off}
+
+
+def _obeying_w(rec: RunRecord, r: Row) -> float:
+    """Power of the miners the controller could still shed (all of them, normally)."""
+    rogues = _rogues_at(rec, r.t_s)
+    if not rogues:
+        return sum(r.state.miner_w.values())
+    floor = {m["name"]: float(m["min_power_w"]) for m in rec.site["miners"]
+             if m.get("driver", {}).get("api") == "axeos"}  # cannot pause: held at minimum
+    return sum(max(0.0, w - floor.get(n, 0.0)) for n, w in r.state.miner_w.items()
+               if n not in rogues)
+
+
+def check_rogue_miner(rec: RunRecord) -> Check:
+    """A miner that ignores its target (and pause): the other miners shed for it (judged by
+    import_limit), and when it alone breaks the import limit `hearth run` names it."""
+    faults = [(f, on, off) for f, on, off in rec.fault_times
+              if f.kind == "miner_ignores_target"]
+    if not faults:
+        return Check("rogue_miner", True, "no miner ignoring its commands", skipped=True)
+    limit = parse_site(rec.site, "scenario").site.import_limit_w
+    log_path = rec.out / "hearth-run.log"
+    text = log_path.read_text(errors="replace") if log_path.exists() else ""
+    bad: list[str] = []
+    alone_s = 0.0
+    named = paused = 0
+    for f, on, off in faults:
+        rows = [r for r in rec.rows if on <= r.t_s < off]
+        over = [r for r in rows
+                if r.state.grid_w - (sum(r.state.miner_w.values())
+                                     - r.state.miner_w.get(str(f.miner), 0.0)) > limit + 1.0]
+        if over:
+            alone_s += over[-1].t_s - over[0].t_s
+            if f"miner {f.miner} ignores its command" in text:
+                named += 1
+            else:
+                bad.append(f"{f.miner} alone broke the import limit from t={over[0].t_s:.1f}s "
+                           "and hearth-run.log never names it as ignoring its commands")
+        if any(r.paused.get(str(f.miner)) for r in rows):
+            paused += 1
+    return Check("rogue_miner", not bad,
+                 f"{len(faults)} rogue miner fault(s); alone above the limit for "
+                 f"{alone_s:.1f}s; named in the log {named}x; pause sent {paused}x", bad,
+                 {"rogue_alone_over_limit_s": alone_s, "rogue_named": named,
+                  "rogue_paused": paused})
+
+
+def _miner_from_battery_w(st: SiteState) -> float:
+    """The plant's attribution: PV serves the house, then the miners; battery discharge
+    serves the house first, the miners next."""
+    discharge = max(-st.battery_w, 0.0)
+    miner_w = sum(st.miner_w.values())
+    pv_left = max(st.pv_w - st.load_w, 0.0)
+    house_rest = max(st.load_w - st.pv_w, 0.0)
+    return max(0.0, min(miner_w - min(miner_w, pv_left), discharge - min(discharge,
+                                                                           house_rest)))
+
+
+def check_battery_reserve(rec: RunRecord) -> Check:
+    """The battery never below reserve_soc_pct while feeding the miners, beyond the time
+    the controller needs to see it (meter poll + two ticks) and the miners to stop."""
+    cfg = parse_site(rec.site, "scenario")
+    if cfg.battery is None:
+        return Check("battery_reserve", True, "no battery on this site", skipped=True)
+    reserve = cfg.battery.reserve_soc_pct
+    tol_w = 50.0
+    stop_s = max((float(m.get("stop_s", 0.0)) for m in rec.site["miners"]), default=0.0)
+    grace_s = 2 * float(rec.scenario.tick_s) + stop_s + 1.5
+    bad: list[str] = []
+    start: float | None = None
+    worst_w = 0.0
+    below_s = 0.0
+    prev_t: float | None = None
+    reported = False
+    for r in rec.rows:
+        w = _miner_from_battery_w(r.state)
+        if r.state.soc_pct < reserve and w > tol_w:
+            worst_w = max(worst_w, w)
+            if prev_t is not None and start is not None:
+                below_s += r.t_s - prev_t
+            if start is None:
+                start, reported = r.t_s, False
+            elif r.t_s - start > grace_s and not reported:
+                bad.append(f"t={start:.1f}s: battery at {r.state.soc_pct:.1f}% (reserve "
+                           f"{reserve:.0f}%) feeds the miners {w:.0f} W for more than "
+                           f"{grace_s:.1f}s")
+                reported = True
+        else:
+            start = None
+        prev_t = r.t_s
+    low = min((r.state.soc_pct for r in rec.rows), default=float("nan"))
+    return Check("battery_reserve", not bad,
+                 f"reserve {reserve:.0f}%, lowest SoC {low:.2f}%, miners fed from the "
+                 f"battery below reserve for {below_s:.1f}s (peak {worst_w:.0f} W, "
+                 f"tolerance {tol_w:.0f} W / {grace_s:.1f}s)", bad[:10],
+                 {"lowest_soc_pct": low, "below_reserve_feeding_s": below_s})
 
 
 def check_tank_max(rec: RunRecord) -> Check:
@@ -110,7 +218,8 @@ def check_min_on_off(rec: RunRecord) -> Check:
                 switches += 1
                 held = r.t_s - last_t if last_t is not None else float("inf")
                 need = min_off if not p else min_on  # resumed after an off period, or v.v.
-                forced = p and bool(r.faults)
+                # Forced: a pause while a fault is on, or the rig's SIGTERM at the end.
+                forced = p and (bool(r.faults) or r.t_s >= rec.scenario.duration_s)
                 if held + 0.5 < need and not forced and last_t is not None:
                     bad.append(f"t={r.t_s:.1f}s {name} {'paused' if p else 'resumed'} "
                                f"after {held:.1f}s (min {need:.0f}s)")
@@ -189,15 +298,40 @@ def check_ledger(rec: RunRecord) -> Check:
     starts = [int(r[0]) for r in rows]
     dup = sorted({s for s in starts if starts.count(s) > 1})
     bad += [f"interval {s} accounted {starts.count(s)} times" for s in dup]
+    # A wall clock stepped forward leaves a gap in wall time as long as the step (no energy
+    # was there to lose); any other gap is lost intervals.
+    jumps = [f.value for f in rec.scenario.faults if f.kind == "clock_jump" and f.value > 0]
     for (s0, d0, _), (s1, _, _) in itertools.pairwise(sorted(set(rows))):
         if s1 != s0 + d0 and s1 != s0:
+            j = next((j for j in jumps if abs(s1 - s0 - d0 - j) <= d0 + 1), None)
+            if j is not None:
+                jumps.remove(j)
+                continue
             bad.append(f"gap: interval {s0}+{d0}s is followed by {s1} (intervals lost)")
+    bad += [f"interval {int(r[0])}: {float(r[2]):.1f} s covered in {int(r[1])} s (counted "
+            "twice)" for r in rows if float(r[2]) > int(r[1]) + 0.5]
     covered = sum(float(r[2]) for r in rows)
     if not rows:
         bad.append("no ledger interval written or open")
     elif covered > rec.scenario.duration_s + 2.0:
         bad.append(f"{covered:.1f} s accounted in a {rec.scenario.duration_s:.0f} s run "
                    "(time counted twice)")
+    # Every tick is a sample of tick_s: what `hearth run` ticked must be in the ledger (a
+    # sample dropped as "already accounted" after a clock step back is lost energy that
+    # leaves no gap). Ticked time: from its own "stopped after N ticks", else (a process
+    # killed at the end) the time it ran from its first miner command to the scenario's
+    # end, which it surely ticked. Not judged when the scenario SIGKILLs it on purpose.
+    log_path = rec.out / "hearth-run.log"
+    text = log_path.read_text(errors="replace") if log_path.exists() else ""
+    ticks = [int(n) for n in re.findall(r"stopped after (\d+) ticks", text)]
+    tick_s = float(rec.scenario.tick_s)
+    if rows and not any(f.kind == "kill_restart" for f in rec.scenario.faults):
+        first = next((r.t_s for r in rec.rows if sum(r.writes.values()) > 0), None)
+        ticked = (sum(ticks) * tick_s if ticks else
+                  max(0.0, rec.scenario.duration_s - first) if first is not None else 0.0)
+        if ticked and covered < ticked - max(2.0 + 10 * tick_s, 0.1 * ticked):
+            bad.append(f"{ticked:.1f} s ticked, only {covered:.1f} s accounted "
+                       "(samples lost)")
     return Check("ledger", not bad, f"{len(rows)} intervals (incl. the open one), "
                  f"{covered:.1f} s covered", bad,
                  {"intervals": len(rows), "covered_s": covered})
@@ -205,8 +339,59 @@ def check_ledger(rec: RunRecord) -> Check:
 
 ALL = {"import_limit": check_import_limit, "tank_max": check_tank_max,
        "stale_to_zero": check_stale_to_zero, "min_on_off": check_min_on_off,
-       "recovery": check_recovery, "ledger": check_ledger}
+       "recovery": check_recovery, "ledger": check_ledger,
+       "battery_reserve": check_battery_reserve, "rogue_miner": check_rogue_miner,
+       "price_response": lambda rec: check_price_response(rec)}
+
+
+def _reached(rec: RunRecord, r: Row, expect: str, band_w: float) -> bool:
+    if expect == "full":
+        cap = sum(float(m["max_power_w"]) for m in rec.site["miners"])
+        return sum(r.state.miner_w.values()) >= cap - band_w
+    floor = {m["name"]: float(m["min_power_w"]) for m in rec.site["miners"]
+             if m.get("driver", {}).get("api") == "axeos"}  # cannot pause: held at minimum
+    shed = all(w <= floor.get(n, 0.0) + 1.0 for n, w in r.state.miner_w.items())
+    return shed if expect == "shed" else not shed
+
+
+def check_price_response(rec: RunRecord) -> Check:
+    """In each price period with an expectation, the miners reach it within `within_s`
+    (all at capacity, less the recovery band: "full"; pausable ones off and the others at
+    their minimum: "shed"; anything else: "on")."""
+    steps = [p for p in rec.scenario.prices if p.expect is not None]
+    if not steps:
+        return Check("price_response", True, "no price expectation in this scenario",
+                     skipped=True)
+    ends = [p.at_s for p in rec.scenario.prices[1:]] + [rec.scenario.duration_s]
+    end_of = {id(p): e for p, e in zip(rec.scenario.prices, ends, strict=True)}
+    bad: list[str] = []
+    figs: dict[str, float] = {}
+    # A period that starts with the run is timed from the controller's first accepted
+    # miner command (the process start-up is not the price response).
+    ready = next((r.t_s for r in rec.rows if sum(r.writes.values()) > 0), 0.0)
+    for p in steps:
+        assert p.expect is not None
+        end = end_of[id(p)]
+        start = max(p.at_s, ready) if p.at_s == 0 else p.at_s
+        hit = next((r.t_s for r in rec.rows if start <= r.t_s < end and r.controller_up
+                    and _reached(rec, r, p.expect, rec.scenario.recovery_band_w)), None)
+        name = f"{p.expect}_after_price_at_{p.at_s:g}s"
+        if hit is None:
+            bad.append(f"price {p.import_price:g}/{p.export_price:g} from {start:g}s: miners "
+                       f"never {p.expect} before {end:g}s")
+            continue
+        figs[name + "_s"] = hit - start
+        if hit - start > p.within_s:
+            bad.append(f"price {p.import_price:g}/{p.export_price:g} from {start:.1f}s: "
+                       f"miners {p.expect} only after {hit - start:.1f}s "
+                       f"(within {p.within_s:g}s)")
+    return Check("price_response", not bad, ", ".join(f"{k} {v:.1f}" for k, v in
+                                                      figs.items()) or "never reached",
+                 bad, figs)
 
 
 def run_checks(rec: RunRecord) -> list[Check]:
-    return [ALL[c](rec) for c in rec.scenario.checks]
+    from hil.rig.mqtt_checks import MQTT_CHECKS  # it imports this module: not at the top
+
+    checks = {**ALL, **MQTT_CHECKS}
+    return [checks[c](rec) for c in rec.scenario.checks]

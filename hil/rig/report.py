@@ -8,6 +8,7 @@ skipped in both formats, never as passed.
 from __future__ import annotations
 
 import json
+import math
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -18,18 +19,26 @@ from hil.rig.runner import RunRecord
 
 
 def figures(rec: RunRecord) -> dict[str, Any]:
-    miner_wh = import_wh = 0.0
+    miner_wh = import_wh = captured_wh = surplus_wh = 0.0
     for a, b in zip(rec.rows, rec.rows[1:], strict=False):
         dt_h = (b.t_s - a.t_s) / 3600.0
         mw = sum(a.state.miner_w.values())
         miner_wh += mw * dt_h
         import_wh += max(0.0, min(a.state.grid_w, mw)) * dt_h
+        # Surplus: PV the house does not use (the battery, if any, still gets its share
+        # through the controller's policy; this is the plain upper bound).
+        sw = max(a.state.pv_w - a.state.load_w, 0.0) if math.isfinite(a.state.pv_w) else 0.0
+        surplus_wh += sw * dt_h
+        captured_wh += min(mw, sw) * dt_h
     log_path = rec.out / "hearth-run.log"
     text = log_path.read_text(errors="replace") if log_path.exists() else ""
     trips: dict[str, int] = {}
     for m in re.finditer(r"trip (\w+):", text):
         trips[m.group(1)] = trips.get(m.group(1), 0) + 1
     return {"miner_energy_wh": round(miner_wh, 3), "import_caused_wh": round(import_wh, 3),
+            "captured_from_surplus_wh": round(captured_wh, 3),
+            "surplus_wh": round(surplus_wh, 3),
+            "trip_count": sum(trips.values()),
             "trips": trips, "controller_restarts": rec.restarts,
             "controller_exit_code": rec.exit_code, "timeline_rows": len(rec.rows)}
 
@@ -80,7 +89,8 @@ def summary_line(doc: dict[str, Any]) -> str:
     rec = f.get("recovery.worst_recovery_s")
     trips = sum(f["trips"].values())
     return (f"{doc['scenario']:<24} {'PASS' if doc['passed'] else 'FAIL':<5} "
-            f"miners {f['miner_energy_wh']:7.2f} Wh  import caused {f['import_caused_wh']:6.2f} "
-            f"Wh  trips {trips:3d}  recovery "
+            f"miners {f['miner_energy_wh']:7.2f} Wh (from surplus "
+            f"{f.get('captured_from_surplus_wh', 0.0):6.2f})  import caused "
+            f"{f['import_caused_wh']:6.2f} Wh  trips {trips:3d}  recovery "
             + (f"{rec:4.1f} s" if rec is not None else "  - ")
             + (f"  failed: {', '.join(doc['failed'])}" if doc["failed"] else ""))

@@ -16,7 +16,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +27,21 @@ import numpy.typing as npt
 import tomli_w
 
 from controller.config import parse_site
+from controller.config.devices import ROLE_QUANTITIES
+from controller.control.types import Measurements, MinerCommand, Reading
 from controller.trace.reader import Trace, read_trace
+from hil.modbus import DeviceImage, EmulatedDevice, ModbusEmulator, PtyPair
+from hil.modbus.feed import values_from_measurements
+from hil.rig.mqtt_rig import MQ_FAULTS, MqttRecord, MqttRig
 from hil.rig.scenario import ROOT, Fault, Scenario, site_dict_for
 from hil.site import GX_UNIT, EmulatedSite, SiteState
+
+# libfaketime (Debian package `faketime`) for the wall-clock jump: the wall clock moves by
+# the offset in a file re-read on every call; CLOCK_MONOTONIC is left alone, as on a Pi
+# whose NTP sync steps the clock after a boot without RTC.
+LIBFAKETIME = next(iter(sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))),
+                   Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"))
+RTU_METER_UNIT = 1
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +68,7 @@ class RunRecord:
     restarts: int = 0
     out: Path = Path()
     ledger_url: str | None = None
+    mqtt: MqttRecord | None = None  # broker, satellite, DR: what the MQTT side saw
 
 
 def _trace(s: Scenario, site_path: Path) -> Trace:
@@ -81,17 +96,27 @@ class Rig:
         self.active: set[str] = set()
         self._t0 = 0.0
         self._log_f: Any = None
+        self.rtu: ModbusEmulator | None = None  # meter_transport = "rtu": SDM630 on a pty
+        self.pty: PtyPair | None = None
+        self.clock_file = out / "faketime-offset"
+        self.clock_offset_s = 0.0
+        self.mq: MqttRig | None = None  # scenario mqtt = true: broker, satellite, DR
 
     def _cmd(self, cfg_path: Path) -> list[str]:
         args = ["--log-level", "INFO", "run", "--config", str(cfg_path)]
+        # Under libfaketime (clock_jump) through hil.rig.faketime_run: see its docstring.
+        pre = (["-m", "hil.rig.faketime_run"] if any(f.kind == "clock_jump"
+                                                      for f in self.s.faults) else ["-m"])
         if self.controller == "real":
-            return [sys.executable, "-m", "controller.cli", *args]
-        return [sys.executable, "-m", "hil.rig.broken", self.controller, "--", *args]
+            return [sys.executable, *pre, "controller.cli", *args]
+        return [sys.executable, *pre, "hil.rig.broken", self.controller, "--", *args]
 
     def _start_controller(self, cfg_path: Path) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if any(f.kind == "clock_jump" for f in self.s.faults):
+            env.update(faketime_env(self.clock_file))
         self.proc = subprocess.Popen(self._cmd(cfg_path), stdout=self._log_f,
-                                     stderr=subprocess.STDOUT, cwd=ROOT,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                     stderr=subprocess.STDOUT, cwd=ROOT, env=env)
 
     def _set(self, site: EmulatedSite, f: Fault, on: bool) -> None:
         faults = site.modbus.device(GX_UNIT).faults
@@ -108,6 +133,22 @@ class Rig:
             site.miners[f.miner].hang = on
         elif f.kind == "pv_step":
             site.pv_offset_w = f.value if on else 0.0
+        elif f.kind in ("rtu_noise", "rtu_silent"):
+            assert self.rtu is not None
+            rtu = self.rtu.device(RTU_METER_UNIT).faults
+            if f.kind == "rtu_noise":
+                rtu.garbage = on
+            else:
+                rtu.no_answer = on
+        elif f.kind == "miner_ignores_target":
+            assert f.miner is not None
+            em = site.miners[f.miner]
+            em.ignore_commands = on
+            if not on:  # the firmware recovers and applies what it was last told
+                em.model.apply(MinerCommand(f.miner, not em.paused, em.target_w))
+        elif f.kind == "clock_jump" and on:  # a step, not undone when the window ends
+            self.clock_offset_s += f.value
+            self.clock_file.write_text(f"{self.clock_offset_s:+.0f}\n")
         (self.active.add if on else self.active.discard)(f.kind)
         log.warning("HIL fault %s %s at %.1f s", f.kind, "ON" if on else "cleared",
                     time.monotonic() - self._t0)
@@ -126,10 +167,27 @@ class Rig:
         data_dir.mkdir(exist_ok=True)
         d = site.controller_site(data_dir, tick_s=s.tick_s, start_delay_max_s=0.0)
         d["devices"][0]["period_s"] = 0.25
+        if s.meter_transport == "rtu":
+            d["devices"].append(await self._start_rtu_meter(site))
+            d["devices"][0]["provides"] = [q for q in ROLE_QUANTITIES["hybrid"]
+                                           if not q.startswith("grid_")]
+        if s.mqtt:
+            self.mq = MqttRig(s, self.out, site.cfg.site.id,
+                              lambda: time.monotonic() - self._t0 if self._t0 else 0.0,
+                              lambda: site.state.tank_c,
+                              site.cfg.tank.max_c if site.cfg.tank else None)
+            await self.mq.start()
+            self.mq.configure(d, self.out)
+            site.tank_contactor = self.mq.contactor
+        self.clock_file.write_text("+0\n")
+        if s.prices:
+            d["tariffs"] = {**d.get("tariffs", {}),
+                            "prices_file": str(write_prices(s, self.out / "prices.csv"))}
         cfg_path = self.out / "site.toml"
         cfg_path.write_bytes(tomli_w.dumps(d).encode())
         rec = RunRecord(s, sd, d, out=self.out)
         rec.ledger_url = parse_site(d, str(cfg_path)).ledger.url
+        rec.mqtt = self.mq.rec if self.mq is not None else None
         self._t0 = time.monotonic()
 
         def on_step(st: SiteState) -> None:
@@ -145,55 +203,134 @@ class Rig:
         self._log_f = (self.out / "hearth-run.log").open("wb")
         self._start_controller(cfg_path)
         try:
-            events: list[tuple[float, Fault, bool]] = []
-            for f in s.faults:
-                events += [(f.at_s, f, True), (f.end_s, f, False)]
-            events.sort(key=lambda e: e[0])
-            on_at: dict[int, float] = {}
-            for at, f, on in events:
-                await asyncio.sleep(max(0.0, at - (time.monotonic() - self._t0)))
-                self._check_alive()
-                now = time.monotonic() - self._t0
-                if f.kind == "kill_restart":
-                    assert self.proc is not None
-                    if on:
-                        self.proc.send_signal(signal.SIGKILL)
-                        await asyncio.to_thread(self.proc.wait, 30)
-                        log.warning("HIL fault: hearth run SIGKILLed at %.1f s", now)
-                        self.active.add(f.kind)
-                    else:
-                        self._start_controller(cfg_path)
-                        rec.restarts += 1
-                        self.active.discard(f.kind)
-                        log.warning("HIL: hearth run restarted at %.1f s", now)
+            async def apply(f: Fault, on: bool, now: float) -> None:
+                if f.kind in MQ_FAULTS:
+                    assert self.mq is not None  # the scenario parser requires mqtt
+                    await self.mq.fault(f, on, self.proc)
+                    (self.active.add if on else self.active.discard)(f.kind)
+                    log.warning("HIL fault %s %s at %.1f s", f.kind, "ON" if on else "cleared",
+                                now)
                 else:
                     self._set(site, f, on)
-                if on:
-                    on_at[id(f)] = now
-                else:
-                    rec.fault_times.append((f, on_at[id(f)], now))
-            await asyncio.sleep(max(0.0, s.duration_s - (time.monotonic() - self._t0)))
-            self._check_alive()
+
+            await self.play_faults(cfg_path, rec, apply)
         finally:
+            if self.mq is not None:
+                self.mq.thaw()  # a frozen (SIGSTOPped) hearth run cannot take SIGTERM
             if self.proc is not None and self.proc.poll() is None:
                 self.proc.send_signal(signal.SIGTERM)
                 try:
                     rec.exit_code = await asyncio.to_thread(self.proc.wait, 30)
                 except subprocess.TimeoutExpired:
+                    if any(f.kind == "clock_jump" for f in s.faults):
+                        # hil.rig.faketime_run prints every asyncio task's stack on
+                        # SIGUSR1: the log then says where the shutdown hung.
+                        self.proc.send_signal(signal.SIGUSR1)
+                        await asyncio.sleep(1.0)
                     self.proc.kill()
                     rec.exit_code = -9
             elif self.proc is not None:
                 rec.exit_code = self.proc.returncode
             site.on_step.remove(on_step)
             await site.stop()
+            if self.mq is not None:
+                await self.mq.stop()
+            if self.rtu is not None:
+                await self.rtu.stop()
+            if self.pty is not None:
+                self.pty.stop()
             self._log_f.close()
         return rec
+
+    async def _start_rtu_meter(self, site: EmulatedSite) -> dict[str, Any]:
+        """The grid meter as an Eastron SDM630 on RS-485: an RTU server on one end of a
+        socat pty pair, fed from the plant every step; returns the controller's device."""
+        self.pty = PtyPair().start()
+        self.rtu = ModbusEmulator([EmulatedDevice(RTU_METER_UNIT,
+                                                  DeviceImage("eastron-sdm630"))], name="sdm630")
+        phases = site.cfg.site.phases
+
+        def feed(st: SiteState) -> None:
+            assert self.rtu is not None
+            m = Measurements(grid_power_w=Reading(st.grid_w, st.at_s))
+            self.rtu.set_values(values_from_measurements(m, phases=phases))
+
+        feed(site.state)
+        site.on_step.append(feed)
+        await self.rtu.start_rtu(self.pty.device_end, baudrate=9600, parity="N")
+        return {"name": "grid-meter", "role": "grid_meter", "map": "eastron-sdm630",
+                "transport": "rtu", "serial_port": self.pty.host_end, "baudrate": 9600,
+                "parity": "N", "unit_id": RTU_METER_UNIT, "period_s": 0.25,
+                "timeout_s": 0.3, "retries": 0, "provides": ["grid_power_w"]}
+
+    async def play_faults(self, cfg_path: Path, rec: RunRecord,
+                          apply: Callable[[Fault, bool, float], Awaitable[None]]) -> None:
+        """Switch each fault on and off at its real time since `_t0` (SIGKILL and restart
+        of `hearth run` here, every other kind by `apply`), record when each was on, then
+        wait out the scenario. The emulated rig and the real-hardware runner share it."""
+        events = sorted([(t, f, on) for f in self.s.faults
+                         for t, on in ((f.at_s, True), (f.end_s, False))],
+                        key=lambda e: e[0])
+        on_at: dict[int, float] = {}
+        for at, f, on in events:
+            await asyncio.sleep(max(0.0, at - (time.monotonic() - self._t0)))
+            self._check_alive()
+            now = time.monotonic() - self._t0
+            if f.kind == "kill_restart":
+                assert self.proc is not None
+                if on:
+                    self.proc.send_signal(signal.SIGKILL)
+                    await asyncio.to_thread(self.proc.wait, 30)
+                    log.warning("HIL fault: hearth run SIGKILLed at %.1f s", now)
+                    self.active.add(f.kind)
+                else:
+                    self._start_controller(cfg_path)
+                    rec.restarts += 1
+                    self.active.discard(f.kind)
+                    log.warning("HIL: hearth run restarted at %.1f s", now)
+            else:
+                await apply(f, on, now)
+            if on:
+                on_at[id(f)] = now
+            else:
+                rec.fault_times.append((f, on_at[id(f)], now))
+        await asyncio.sleep(max(0.0, self.s.duration_s - (time.monotonic() - self._t0)))
+        self._check_alive()
 
     def _check_alive(self) -> None:
         if (self.proc is not None and self.proc.poll() is not None
                 and "kill_restart" not in self.active):
             raise RuntimeError(f"hearth run exited with {self.proc.returncode} mid-scenario "
                                f"(see {self.out / 'hearth-run.log'})")
+
+
+def write_prices(s: Scenario, path: Path, wall0_s: float | None = None) -> Path:
+    """The scenario's price steps as `[tariffs] prices_file`, at the wall-clock times the
+    run will reach them (the run starts now); the first step also covers the hour before,
+    the last one the hour after."""
+    wall0 = time.time() if wall0_s is None else wall0_s
+    steps = list(s.prices)
+    times = [wall0 - 3600.0 if i == 0 else wall0 + p.at_s for i, p in enumerate(steps)]
+    times.append(wall0 + s.duration_s + 3600.0)
+    steps.append(steps[-1])
+    lines = ["time,import_price,export_price"]
+    for t, p in zip(times, steps, strict=True):
+        lines.append(f"{datetime.fromtimestamp(t, UTC).isoformat()},{p.import_price!r},"
+                     f"{p.export_price!r}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def faketime_env(offset_file: Path) -> dict[str, str]:
+    """Environment that makes a process's wall clock follow `offset_file` ("+3600")."""
+    if not LIBFAKETIME.is_file():
+        raise RuntimeError(f"{LIBFAKETIME} missing: the clock_jump fault needs libfaketime "
+                           "(Debian package 'faketime', `make system-deps`)")
+    # Only the wall clock: faking CLOCK_MONOTONIC too would be a different (and unreal)
+    # fault. libfaketime 0.9.10 then mis-handles absolute-deadline sleeps on
+    # CLOCK_MONOTONIC (Python's time.sleep): hearth run only sleeps through asyncio.
+    return {"LD_PRELOAD": str(LIBFAKETIME), "FAKETIME_TIMESTAMP_FILE": str(offset_file),
+            "FAKETIME_NO_CACHE": "1", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
 
 
 def write_timeline(rec: RunRecord, path: Path) -> None:

@@ -16,8 +16,17 @@ from controller.errors import InputError, Problem
 ROOT = Path(__file__).resolve().parents[2]
 
 FAULT_KINDS = ("meter_silent", "modbus_garbage", "modbus_exception", "meter_frozen",
-               "miner_hang", "kill_restart", "pv_step")
-CHECKS = ("import_limit", "tank_max", "stale_to_zero", "min_on_off", "recovery", "ledger")
+               "miner_hang", "kill_restart", "pv_step",
+               "rtu_noise", "rtu_silent", "miner_ignores_target", "clock_jump",
+               # MQTT side (hil/rig/mqtt_rig.py)
+               "broker_restart", "controller_freeze", "satellite_link_down", "dr_cap",
+               "tank_sensor_crc", "tank_sensor_85", "tank_sensor_absent")
+CHECKS = ("import_limit", "tank_max", "stale_to_zero", "min_on_off", "recovery", "ledger",
+          "battery_reserve", "rogue_miner",
+          "mqtt_reconnect", "control_without_mqtt", "heartbeat_cutoff", "tank_stale_to_zero",
+          "dr_deadline", "price_response")
+EXPECTS = ("full", "shed", "on")  # what the miners should do in a price period
+MINER_FAULTS = ("miner_hang", "miner_ignores_target")
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,20 @@ class Fault:
     @property
     def end_s(self) -> float:
         return self.at_s + self.duration_s
+
+
+@dataclass(frozen=True)
+class PriceStep:
+    """From `at_s` of the run on, these prices (the rig writes them to `[tariffs]
+    prices_file` at the controller's wall-clock times); `expect`: what the miners should
+    have reached within `within_s`: "full" (all at capacity), "shed" (pausable ones at
+    0 W, the others at their minimum) or "on" (not shed)."""
+
+    at_s: float
+    import_price: float
+    export_price: float
+    expect: str | None = None
+    within_s: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -61,6 +84,10 @@ class Scenario:
     faults: tuple[Fault, ...] = ()
     checks: tuple[str, ...] = CHECKS
     path: Path | None = None
+    meter_transport: str = "tcp"  # "rtu": the grid meter is an SDM630 on a pty pair
+    mqtt: bool = True  # the rig's Mosquitto with auth, and [mqtt] for the controller
+    satellite: dict[str, Any] | None = None  # the controller's [satellite]; runs the board
+    prices: tuple[PriceStep, ...] = ()  # a dynamic price series for hearth run
 
 
 def _num(d: dict[str, Any], key: str, where: str, default: float | None,
@@ -90,7 +117,7 @@ def parse_scenario(d: dict[str, Any], source: str, path: Path | None = None) -> 
     probs: list[Problem] = []
     known = {"name", "description", "site", "drop_sections", "duration_s", "tick_s", "speed",
              "recovery_s", "recovery_band_w", "trace", "patch", "miners", "miner", "faults",
-             "checks"}
+             "checks", "meter_transport", "mqtt", "satellite", "prices"}
     for k in d:
         if k not in known:
             probs.append(Problem(k, f"unknown key (known: {', '.join(sorted(known))})"))
@@ -128,8 +155,13 @@ def parse_scenario(d: dict[str, Any], source: str, path: Path | None = None) -> 
         at = _num(f, "at_s", w, None, probs)
         dur = _num(f, "duration_s", w, None, probs)
         miner = f.get("miner")
-        if kind == "miner_hang" and not isinstance(miner, str):
-            probs.append(Problem(f"{w}miner", "is required for miner_hang (the miner's name)"))
+        if kind in MINER_FAULTS and not isinstance(miner, str):
+            probs.append(Problem(f"{w}miner", f"is required for {kind} (the miner's name)"))
+        if kind == "clock_jump" and not isinstance(f.get("value"), int | float):
+            probs.append(Problem(f"{w}value", "is required for clock_jump (seconds, e.g. "
+                                 "3600 or -3600)"))
+        if kind in ("rtu_noise", "rtu_silent") and d.get("meter_transport") != "rtu":
+            probs.append(Problem(f"{w}kind", f"{kind} needs meter_transport = \"rtu\""))
         if at + dur > duration:
             probs.append(Problem(f"{w}duration_s", f"fault ends at {at + dur:g} s, after the "
                                  f"scenario ({duration:g} s)"))
@@ -153,6 +185,11 @@ def parse_scenario(d: dict[str, Any], source: str, path: Path | None = None) -> 
     speed = _num(d, "speed", "", 1.0, probs, positive=True)
     recovery_s = _num(d, "recovery_s", "", 10.0, probs)
     band_w = _num(d, "recovery_band_w", "", 120.0, probs)
+    prices = _prices(d.get("prices", []), duration, probs)
+    transport = d.get("meter_transport", "tcp")
+    if transport not in ("tcp", "rtu"):
+        probs.append(Problem("meter_transport", f"must be \"tcp\" or \"rtu\", got {transport!r}"))
+    mqtt_on, satellite = _mqtt_keys(d, faults, probs)
     if probs:
         raise InputError(source, probs)
     return Scenario(
@@ -161,7 +198,77 @@ def parse_scenario(d: dict[str, Any], source: str, path: Path | None = None) -> 
         recovery_s=recovery_s, recovery_band_w=band_w,
         drop_sections=tuple(drop), patches=patches, miner_patch=miner_patch,
         miner_patches=miner_patches, faults=tuple(sorted(faults, key=lambda f: f.at_s)),
-        checks=tuple(checks), path=path)
+        checks=tuple(checks), path=path, meter_transport=str(transport), mqtt=mqtt_on,
+        satellite=satellite, prices=prices)
+
+
+def _prices(raw: Any, duration: float, probs: list[Problem]) -> tuple[PriceStep, ...]:
+    if not isinstance(raw, list):
+        probs.append(Problem("prices", "must be an array of tables ([[prices]])"))
+        return ()
+    out: list[PriceStep] = []
+    for i, p in enumerate(raw):
+        w = f"prices[{i}]."
+        if not isinstance(p, dict):
+            probs.append(Problem(f"prices[{i}]", "must be a table"))
+            continue
+        for k in p:
+            if k not in ("at_s", "import_price", "export_price", "expect", "within_s"):
+                probs.append(Problem(f"{w}{k}", "unknown key (known: at_s, import_price, "
+                                     "export_price, expect, within_s)"))
+        vals = []
+        for k in ("import_price", "export_price"):
+            v = p.get(k)
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                probs.append(Problem(f"{w}{k}", f"must be a number (per kWh), got {v!r}"))
+                v = 0.0
+            vals.append(float(v))
+        at = _num(p, "at_s", w, None, probs)
+        if at >= duration > 0:
+            probs.append(Problem(f"{w}at_s", f"{at:g} s is after the scenario ({duration:g} s)"))
+        if out and at <= out[-1].at_s:
+            probs.append(Problem(f"{w}at_s", "price steps must be in time order"))
+        expect = p.get("expect")
+        if expect is not None and expect not in EXPECTS:
+            probs.append(Problem(f"{w}expect", f"{expect!r} is not one of {', '.join(EXPECTS)}"))
+            expect = None
+        out.append(PriceStep(at, vals[0], vals[1], expect,
+                             _num(p, "within_s", w, 10.0, probs, positive=True)))
+    return tuple(out)
+
+
+def _mqtt_keys(d: dict[str, Any], faults: list[Fault], probs: list[Problem]
+               ) -> tuple[bool, dict[str, Any] | None]:
+    """`mqtt` (default true) and the `[satellite]` table, checked against the faults."""
+    mqtt_on = d.get("mqtt", True)
+    if not isinstance(mqtt_on, bool):
+        probs.append(Problem("mqtt", f"must be true or false, got {mqtt_on!r}"))
+        mqtt_on = True
+    sat = d.get("satellite")
+    if sat is not None and not isinstance(sat, dict):
+        probs.append(Problem("satellite", "must be a table (the controller's [satellite])"))
+        sat = None
+    if sat is not None and not mqtt_on:
+        probs.append(Problem("satellite", "needs mqtt = true (the board talks MQTT)"))
+    if sat is not None:  # it becomes the controller's [satellite]: the same model checks it
+        from pydantic import ValidationError
+
+        from controller.config.satellite import SatelliteSection
+
+        try:
+            SatelliteSection.model_validate({"id": "tank1", **sat})
+        except ValidationError as e:
+            probs += [Problem(".".join(["satellite", *map(str, err["loc"])]), err["msg"])
+                      for err in e.errors()]
+    if sat is not None and "tank" in d.get("drop_sections", []):
+        probs.append(Problem("satellite", "needs the site's [tank] (do not drop it)"))
+    for i, f in enumerate(faults):
+        if f.kind in ("broker_restart", "dr_cap") and not mqtt_on:
+            probs.append(Problem(f"faults[{i}].kind", f"{f.kind} needs mqtt = true"))
+        if (f.kind.startswith("tank_sensor_") or f.kind == "satellite_link_down") and (
+                sat is None):
+            probs.append(Problem(f"faults[{i}].kind", f"{f.kind} needs a [satellite] table"))
+    return mqtt_on, sat
 
 
 def load_scenario(path: Path) -> Scenario:

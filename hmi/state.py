@@ -176,7 +176,7 @@ def state_of(tick: TickRecord, cfg: SiteConfig, seq: int, boot_id: str) -> State
     tank = None
     if cfg.tank is not None:
         t = cfg.tank
-        target = t.target_c if o.tank_target_c is None else o.tank_target_c
+        target = o.effective_tank_target_c(t.target_c)  # a person's, the plan's, or config
         tank = Tank(temp_c=_value(m.tank_temp_c), target_c=target,
                     min_c=t.min_c, max_c=t.max_c, target_overridden=o.tank_target_c is not None)
     alarms = [alarm_of(tr, o.hold_reason) for tr in c.trips]

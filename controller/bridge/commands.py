@@ -59,7 +59,7 @@ class PauseAll(NamedTuple):
 
 
 class SetTankTarget(NamedTuple):
-    target_c: float
+    target_c: float | None  # None: a person's target is withdrawn
 
 
 class SetDrCap(NamedTuple):
@@ -152,7 +152,7 @@ class _PauseAll(_Payload):
 
 
 class _TankTarget(_Payload):
-    target_c: Finite
+    target_c: Finite | None  # null: back to the plan's or the configured target
 
 
 _DrDuration = Annotated[float, Field(gt=0, le=7 * 86400, allow_inf_nan=False)]
@@ -239,6 +239,8 @@ def _miner_enable(p: _MinerEnable, cfg: SiteConfig) -> Command:
 def _tank_target(p: _TankTarget, cfg: SiteConfig) -> Command:
     if cfg.tank is None:
         raise _refuse("target_c", "this site has no tank")
+    if p.target_c is None:
+        return SetTankTarget(None)
     t = cfg.tank
     if not t.min_c < p.target_c < t.max_c:
         raise _refuse("target_c", f"must be above min_c ({t.min_c:g}) and below max_c "

@@ -243,8 +243,8 @@ class Controller:
         tank_fresh = t is not None and now - t.at_s <= stale_s
         tank_setpoint = math.inf
         if self.tank_loop is not None and cfg.tank is not None:
-            tank_setpoint = (cfg.tank.target_c if o.tank_target_c is None
-                             else min(o.tank_target_c, self._tank_ceiling_c))
+            tank_setpoint = min(o.effective_tank_target_c(cfg.tank.target_c),
+                                self._tank_ceiling_c)
         # The tank wants heat (its heat counts in the price rules) once it is a band below
         # its setpoint, until it is back at it: a price decision does not flip every time
         # the tank loop holds the tank around its target.

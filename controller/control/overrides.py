@@ -21,12 +21,22 @@ _NONE: Mapping[str, float] = MappingProxyType({})
 class Overrides(NamedTuple):
     hold_reason: str | None = None  # set: every miner is held off (start delay, pause all)
     dr_cap_w: float | None = None  # a cap on total miner power from a DR command
-    tank_target_c: float | None = None  # replaces the configured tank target
+    tank_target_c: float | None = None  # a person's tank target (HMI, MQTT): wins over all
     mode: Mode | None = None  # replaces the configured mode
     manual_w: Mapping[str, float] = _NONE  # miner -> fixed power (0 = keep off), commissioning
     dr_absorb_w: float | None = None  # a DR request to absorb: miners take at least this (W)
     plan_min_w: float | None = None  # day-ahead plan: run the miners at least this total (W),
     #                                  buying if surplus is short; replaces the price rule
+    plan_tank_target_c: float | None = None  # day-ahead plan's tank target (below a person's)
+
+    def effective_tank_target_c(self, configured_c: float) -> float:
+        """The tank target in force: a person's, else the plan's, else the configured one.
+        An installer who sets a target means it; the plan only moves the default."""
+        if self.tank_target_c is not None:
+            return self.tank_target_c
+        if self.plan_tank_target_c is not None:
+            return self.plan_tank_target_c
+        return configured_c
 
 
 NO_OVERRIDES = Overrides()

@@ -7,11 +7,11 @@
   value of a terahash from `[bitcoin]`. Heat demand is not metered: it is what the tank's
   energy balance says the building drew (miner heat in − stored − standing loss).
 - `RuntimePlanner` is a publisher (it sees every tick record) and a command hook (it
-  writes the current slot's `tank_target_c` and `plan_min_w` into the overrides). The
+  writes the current slot's tank target and `plan_min_w` into the overrides). The
   pure `Planner` runs on a worker thread: a re-plan (~10-100 ms) never delays a tick; the
-  hook only reads the last output (one reference). While the plan is enabled it owns those
-  two override fields: it rewrites them every tick, after the command hooks, so a
-  `cmd/tank_target` has no effect while a plan runs.
+  hook only reads the last output (one reference). The plan owns its own two override
+  fields (`plan_tank_target_c`, `plan_min_w`) and rewrites them every tick; a person's
+  `cmd/tank_target` (or the HMI's) is a field of its own and wins over the plan's.
 - The plan is published as a JSON document (`as_json`): MQTT `state/plan` (retained) and
   the HMI's `GET /api/plan`.
 """
@@ -199,10 +199,8 @@ class RuntimePlanner:
     # -- the tick side (never waits) -----------------------------------------------------------
 
     def __call__(self, ov: Overrides, now_s: float) -> Overrides:
-        out = self.output
-        if out is NO_PLAN:
-            return ov
-        return ov._replace(tank_target_c=out.tank_target_c, plan_min_w=out.plan_min_w)
+        out = self.output  # NO_PLAN (no prices yet, or they ran out): both fields clear
+        return ov._replace(plan_tank_target_c=out.tank_target_c, plan_min_w=out.plan_min_w)
 
     def publish(self, tick: TickRecord) -> None:
         m = tick.measurements

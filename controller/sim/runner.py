@@ -162,7 +162,7 @@ def simulate(
                                      prev_heat, dt)
                 if out is not last_out:
                     last_out = out
-                    overrides = Overrides(tank_target_c=out.tank_target_c,
+                    overrides = Overrides(plan_tank_target_c=out.tank_target_c,
                                           plan_min_w=out.plan_min_w)
                 cmds = ctrl.step(meas, now, overrides)  # type: ignore[call-arg]
                 prev_surplus, prev_heat = pv - load, heat_arr[i]

@@ -100,6 +100,7 @@ def test_valid_commands_are_normalised() -> None:
         SetMinerEnabled("bitaxe-1", False)
     assert parse_command("pause_all", {"paused": True, "id": "r1"}, HOUSE) == PauseAll(True)
     assert parse_command("tank_target", {"target_c": 58.5}, HOUSE) == SetTankTarget(58.5)
+    assert parse_command("tank_target", {"target_c": None}, HOUSE) == SetTankTarget(None)
     assert parse_command("dr_cap", {"cap_w": 1500, "duration_s": 600}, HOUSE) == \
         SetDrCap(1500.0, 600.0)
     assert parse_command("dr_cap", {"cap_w": None}, HOUSE) == SetDrCap(None, None)
@@ -422,6 +423,8 @@ def test_commands_map_onto_the_controllers_overrides() -> None:
     ov = apply_command(ov, SetMinerEnabled("bitaxe-1", True))
     ov = apply_command(ov, SetMinerPower("s9", None))
     ov = apply_command(ov, PauseAll(False))
+    ov = apply_command(ov, SetTankTarget(None))  # withdrawn: the plan's or the configured
+    assert ov.tank_target_c is None
     ov = apply_command(ov, SetDrCap(None, None))
     assert dict(ov.manual_w) == {} and ov.hold_reason is None and ov.dr_cap_w is None
     # Resuming does not lift a hold the service set itself.

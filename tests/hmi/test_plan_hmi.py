@@ -31,10 +31,13 @@ async def test_plan_endpoint_off_then_on(tmp_path: Path) -> None:
                                                               .import_price_per_kwh)}
             assert all(s["tank_c"] is not None for s in slots)
             assert doc["tank_target_c"] >= service.cfg.tank.target_c  # type: ignore[union-attr]
-            # The next tick carries the plan's overrides.
+            # The next tick carries the plan's overrides, and the wall page shows its target.
             live.ticks(1)
             last = service.last
-            assert last is not None and last.overrides.tank_target_c is not None
-            assert abs(last.overrides.tank_target_c - doc["tank_target_c"]) < 0.01
+            assert last is not None and last.overrides.plan_tank_target_c is not None
+            assert abs(last.overrides.plan_tank_target_c - doc["tank_target_c"]) < 0.01
+            shown = (await c.get("/api/state")).json()["tank"]
+            assert abs(shown["target_c"] - doc["tank_target_c"]) < 0.01
+            assert shown["target_overridden"] is False
         finally:
             await planner.close()

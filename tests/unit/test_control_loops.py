@@ -170,3 +170,30 @@ def test_heating_mode_buys_power_for_the_tank_within_the_import_cap() -> None:
     limit = cfg.site.import_limit_w - cfg.control.import_headroom_w
     assert np.all(c["miner_target_w"][spike] <= limit - 3500.0 + 1)
     assert "import_limit" in r.limiter[1800:2400]
+
+
+def test_a_persons_tank_target_wins_over_the_plans() -> None:
+    """The day-ahead plan moves the default tank target; a target an installer or resident
+    set (MQTT `cmd/tank_target`, the HMI) is what the tank loop holds, whatever the plan
+    says, and withdrawing it hands the target back to the plan."""
+    assert Overrides().effective_tank_target_c(55.0) == 55.0
+    assert Overrides(plan_tank_target_c=62.0).effective_tank_target_c(55.0) == 62.0
+    both = Overrides(tank_target_c=48.0, plan_tank_target_c=62.0)
+    assert both.effective_tank_target_c(55.0) == 48.0
+
+    def run(o: Overrides) -> tuple[float, float]:
+        """An hour from a 50 °C tank: (tank temperature reached, mean miner power)."""
+        cfg = _tank_site(initial_c=50.0)
+        plant, ctrl = Plant(cfg), Controller(cfg)
+        pv, load = 500.0 + SURPLUS_W, 500.0
+        tank_c, miner_j = 50.0, 0.0
+        for t in range(3600):
+            now = 1000.0 + t
+            f = plant.step(ctrl.step(plant.measure(now, pv, load), now, o), 1.0, pv, load, 700.0)
+            tank_c, miner_j = f.tank_c, miner_j + f.miner_w
+        return tank_c, miner_j / 3600
+
+    person_c, person_w = run(both)  # the plan wants 62: the person's 48 holds the miners back
+    plan_c, plan_w = run(both._replace(tank_target_c=None))  # back to the plan's 62
+    assert person_c < 50.0 and person_w < 100.0
+    assert plan_c > person_c + 1.5 and plan_w > 1000.0  # the whole surplus, into the tank

@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 import pytest
 import simkit
 
-from controller.runtime.planner import LiveForecast
+from controller.control.overrides import Overrides
+from controller.plan.planner import NO_PLAN, PlanOutput
+from controller.runtime.planner import LiveForecast, RuntimePlanner
 from controller.runtime.prices import PriceFeed, parse_prices_csv
 
 DAY0 = datetime(2026, 3, 1, tzinfo=UTC).timestamp()
@@ -40,3 +42,22 @@ def test_live_forecast_persists_yesterday_and_plans_to_the_end_of_known_prices()
     assert inp is not None
     assert inp.start_s + inp.n * inp.step_s == DAY0 + 86_400 + 18 * 3600
     assert inp.import_price[0] == pytest.approx(0.19) and inp.import_price[4] == 0.2
+
+
+async def test_the_plan_hook_leaves_a_persons_tank_target_alone() -> None:
+    """The plan writes its own override fields; the tank target a person set stays, and a
+    plan that is gone (prices ran out) clears the plan's fields instead of leaving its
+    last slot in force."""
+    cfg = simkit.site()
+    rp = RuntimePlanner(cfg, PriceFeed(cfg))
+    try:
+        person = Overrides(tank_target_c=48.0)
+        rp.output = PlanOutput(tank_target_c=61.5, plan_min_w=700.0)
+        ov = rp(person, 0.0)
+        assert (ov.tank_target_c, ov.plan_tank_target_c, ov.plan_min_w) == (48.0, 61.5, 700.0)
+        assert ov.effective_tank_target_c(55.0) == 48.0
+        rp.output = NO_PLAN
+        ov = rp(ov, 1.0)
+        assert (ov.tank_target_c, ov.plan_tank_target_c, ov.plan_min_w) == (48.0, None, None)
+    finally:
+        await rp.close()

@@ -13,36 +13,22 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import hilkit
 import pytest
 
 from controller.errors import InputError
-from hil.rig.checks import check_import_limit, check_min_on_off, run_checks
-from hil.rig.report import write_reports
-from hil.rig.runner import Row, RunRecord, run_scenario
-from hil.rig.scenario import ROOT, Fault, load_scenario, parse_scenario, site_dict_for
+from hil.rig.checks import check_import_limit, check_min_on_off
+from hil.rig.runner import Row, RunRecord
+from hil.rig.scenario import Fault, load_scenario, parse_scenario, site_dict_for
 from hil.site import SiteState
-
-SCEN = ROOT / "hil" / "scenarios"
-
-
-def _statuses(doc: dict[str, object]) -> dict[str, str]:
-    checks = doc["checks"]
-    assert isinstance(checks, list)
-    return {c["name"]: c["status"] for c in checks}
-
-
-async def _run(name: str, out: Path, controller: str = "real") -> dict[str, object]:
-    s = load_scenario(SCEN / f"{name}.toml")
-    rec = await run_scenario(s, out / f"{name}-{controller}", controller)
-    return write_reports(rec, run_checks(rec), controller, out / f"{name}-{controller}")
 
 
 async def test_meter_loss_passes_and_a_controller_without_stale_guard_fails(
         tmp_path: Path) -> None:
-    good, bad = await asyncio.gather(_run("meter-silent", tmp_path),
-                                     _run("meter-silent", tmp_path, "no-stale-guard"))
+    good, bad = await asyncio.gather(hilkit.run("meter-silent", tmp_path),
+                                     hilkit.run("meter-silent", tmp_path, "no-stale-guard"))
     assert good["passed"], json.dumps(good, indent=1)
-    st = _statuses(good)
+    st = hilkit.statuses(good)
     for name in ("import_limit", "stale_to_zero", "min_on_off", "recovery", "ledger"):
         assert st[name] == "passed", name
     assert st["tank_max"] == "skipped"  # this site has no tank: reported, not passed
@@ -54,7 +40,7 @@ async def test_meter_loss_passes_and_a_controller_without_stale_guard_fails(
     assert figs["controller_exit_code"] == 0
     # The broken policy keeps the S9 running blind: the rig must say so.
     assert not bad["passed"]
-    assert _statuses(bad)["stale_to_zero"] == "failed"
+    assert hilkit.statuses(bad)["stale_to_zero"] == "failed"
     assert "never reached 0 W" in json.dumps(bad["checks"])
     junit = ET.parse(tmp_path / "meter-silent-no-stale-guard" / "junit.xml").getroot()
     failures = [tc.get("name") for tc in junit.iter("testcase")
@@ -70,8 +56,8 @@ async def test_meter_loss_passes_and_a_controller_without_stale_guard_fails(
 
 
 async def test_sigkill_restart_and_garbage_frames(tmp_path: Path) -> None:
-    kill, garbage = await asyncio.gather(_run("kill-restart", tmp_path),
-                                         _run("modbus-garbage", tmp_path))
+    kill, garbage = await asyncio.gather(hilkit.run("kill-restart", tmp_path),
+                                         hilkit.run("modbus-garbage", tmp_path))
     assert kill["passed"], json.dumps(kill, indent=1)
     figs = kill["figures"]
     assert isinstance(figs, dict)
@@ -80,7 +66,7 @@ async def test_sigkill_restart_and_garbage_frames(tmp_path: Path) -> None:
     # Down for 4 s of a 40 s run: covered time shows the gap, and nothing twice.
     assert 20 < figs["ledger.covered_s"] < 38
     assert garbage["passed"], json.dumps(garbage, indent=1)
-    assert _statuses(garbage)["stale_to_zero"] == "passed"
+    assert hilkit.statuses(garbage)["stale_to_zero"] == "passed"
 
 
 def _row(t: float, grid_w: float, s9_w: float, paused: bool, faults: tuple[str, ...] = ()
@@ -90,7 +76,7 @@ def _row(t: float, grid_w: float, s9_w: float, paused: bool, faults: tuple[str, 
 
 
 def _record(rows: list[Row]) -> RunRecord:
-    s = load_scenario(SCEN / "meter-silent.toml")
+    s = load_scenario(hilkit.SCEN / "meter-silent.toml")
     sd = site_dict_for(s)
     sd["miners"] = [m for m in sd["miners"] if m["name"] == "s9"]
     return RunRecord(s, sd, {}, rows)
@@ -112,7 +98,7 @@ def test_checks_catch_violations_on_a_synthetic_timeline() -> None:
 
 
 def test_scenarios_parse_and_bad_ones_name_the_field() -> None:
-    files = sorted(SCEN.glob("*.toml"))
+    files = sorted(hilkit.SCEN.glob("*.toml"))
     assert len(files) >= 6
     for p in files:
         assert load_scenario(p).name == p.stem
@@ -137,8 +123,8 @@ async def test_real_cloud_transients_and_a_frozen_controller(tmp_path: Path) -> 
     without importing. And `hearth run` SIGSTOPped while the
     satellite cuts its miners: the late pause that used to be followed by a resume a moment
     later (min off-time counted from the decision, not from the stop) is gone."""
-    cloud, freeze = await asyncio.gather(_run("cloud-transient-real", tmp_path),
-                                         _run("controller-freeze", tmp_path))
+    cloud, freeze = await asyncio.gather(hilkit.run("cloud-transient-real", tmp_path),
+                                         hilkit.run("controller-freeze", tmp_path))
     assert cloud["passed"], json.dumps(cloud, indent=1)
     figs = cloud["figures"]
     assert isinstance(figs, dict)
@@ -154,4 +140,4 @@ async def test_real_cloud_transients_and_a_frozen_controller(tmp_path: Path) -> 
     assert float(trough[pv]) < 1250.0
     assert float(trough[s9]) < max(float(r[s9]) for r in early) - 300.0
     assert freeze["passed"], json.dumps(freeze, indent=1)
-    assert _statuses(freeze)["min_on_off"] == "passed"
+    assert hilkit.statuses(freeze)["min_on_off"] == "passed"

@@ -11,22 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hil.rig.checks import run_checks
-from hil.rig.report import write_reports
-from hil.rig.runner import run_scenario
-from hil.rig.scenario import ROOT, load_scenario
-
-SCEN = ROOT / "hil" / "scenarios"
-
-
-async def _run(name: str, out: Path, controller: str = "real") -> dict[str, Any]:
-    s = load_scenario(SCEN / f"{name}.toml")
-    rec = await run_scenario(s, out / f"{name}-{controller}", controller)
-    return write_reports(rec, run_checks(rec), controller, out / f"{name}-{controller}")
-
-
-def _status(doc: dict[str, Any]) -> dict[str, str]:
-    return {c["name"]: c["status"] for c in doc["checks"]}
+import hilkit
 
 
 def _dump(doc: dict[str, Any]) -> str:
@@ -36,10 +21,10 @@ def _dump(doc: dict[str, Any]) -> str:
 
 async def test_broker_restart_control_goes_on_and_the_bridge_republishes(
         tmp_path: Path) -> None:
-    good, bad = await asyncio.gather(_run("broker-restart", tmp_path),
-                                     _run("broker-restart", tmp_path, "mqtt-blocks-control"))
+    good, bad = await asyncio.gather(hilkit.run("broker-restart", tmp_path),
+                                     hilkit.run("broker-restart", tmp_path, "mqtt-blocks-control"))
     assert good["passed"], _dump(good)
-    st = _status(good)
+    st = hilkit.statuses(good)
     assert st["mqtt_reconnect"] == st["control_without_mqtt"] == "passed"
     f = good["figures"]
     assert f["mqtt_reconnect.worst_state_s"] <= f["mqtt_reconnect.deadline_s"]
@@ -49,28 +34,29 @@ async def test_broker_restart_control_goes_on_and_the_bridge_republishes(
     assert any('"hearth/demo-house/state/power"' in ln for ln in lines)
     # A controller whose tick waits for the broker stops controlling: the rig says so.
     assert not bad["passed"]
-    assert _status(bad)["control_without_mqtt"] == "failed", _dump(bad)
+    assert hilkit.statuses(bad)["control_without_mqtt"] == "failed", _dump(bad)
 
 
 async def test_dr_cap_mid_ramp_is_met_in_time_and_ignoring_it_fails(tmp_path: Path) -> None:
-    good, bad = await asyncio.gather(_run("dr-mid-ramp", tmp_path),
-                                     _run("dr-mid-ramp", tmp_path, "ignore-dr-cap"))
+    good, bad = await asyncio.gather(hilkit.run("dr-mid-ramp", tmp_path),
+                                     hilkit.run("dr-mid-ramp", tmp_path, "ignore-dr-cap"))
     assert good["passed"], _dump(good)
     f = good["figures"]
     assert f["dr_deadline.worst_to_cap_s"] <= f["dr_deadline.deadline_s"]
     assert f["dr_deadline.worst_answer_s"] < 1.0  # the bridge answered the aggregator
     assert not bad["passed"]
-    assert _status(bad)["dr_deadline"] == "failed", _dump(bad)
+    assert hilkit.statuses(bad)["dr_deadline"] == "failed", _dump(bad)
     assert "never met" in json.dumps(bad["checks"])
 
 
 async def test_satellite_cuts_off_on_heartbeat_loss_and_tank_sensor_failure_stops_the_miner(
         tmp_path: Path) -> None:
     hb, tank, broken = await asyncio.gather(
-        _run("satellite-heartbeat-loss", tmp_path), _run("tank-sensor-failure", tmp_path),
-        _run("tank-sensor-failure", tmp_path, "ignore-tank-stale"))
+        hilkit.run("satellite-heartbeat-loss", tmp_path),
+        hilkit.run("tank-sensor-failure", tmp_path),
+        hilkit.run("tank-sensor-failure", tmp_path, "ignore-tank-stale"))
     assert hb["passed"], _dump(hb)
-    assert _status(hb)["heartbeat_cutoff"] == _status(hb)["tank_max"] == "passed"
+    assert hilkit.statuses(hb)["heartbeat_cutoff"] == hilkit.statuses(hb)["tank_max"] == "passed"
     f = hb["figures"]
     assert f["heartbeat_cutoff.worst_to_zero_s"] <= f["heartbeat_cutoff.deadline_s"]
     assert f["trips"].get("heartbeat_lost", 0) >= 1  # hearth run logged the board's trip
@@ -83,5 +69,5 @@ async def test_satellite_cuts_off_on_heartbeat_loss_and_tank_sensor_failure_stop
     assert "reading rejected (crc)" in text and "reading rejected (disconnected)" in text
     # Ignoring the stale tank keeps the S9 heating blind until the board's own cut-off.
     assert not broken["passed"]
-    assert _status(broken)["tank_stale_to_zero"] == "failed", _dump(broken)
+    assert hilkit.statuses(broken)["tank_stale_to_zero"] == "failed", _dump(broken)
     assert broken["figures"].get("tank_stale_to_zero.board_cutoff_s", 0) > 0

@@ -17,29 +17,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import hilkit
 import pytest
 
 from controller.runtime.wallclock import RecordClock
-from hil.rig.checks import check_battery_reserve, check_ledger, run_checks
-from hil.rig.report import write_reports
-from hil.rig.runner import LIBFAKETIME, Row, RunRecord, run_scenario
-from hil.rig.scenario import ROOT, Fault, load_scenario, site_dict_for
+from hil.rig.checks import check_battery_reserve, check_ledger
+from hil.rig.runner import LIBFAKETIME, Row, RunRecord
+from hil.rig.scenario import Fault, load_scenario, site_dict_for
 from hil.site import SiteState
-
-SCEN = ROOT / "hil" / "scenarios"
-
-
-def _statuses(doc: dict[str, object]) -> dict[str, str]:
-    checks = doc["checks"]
-    assert isinstance(checks, list)
-    return {c["name"]: c["status"] for c in checks}
-
-
-async def _run(name: str, out: Path, controller: str = "real") -> dict[str, object]:
-    s = load_scenario(SCEN / f"{name}.toml")
-    d = out / f"{name}-{controller}"
-    rec = await run_scenario(s, d, controller)
-    return write_reports(rec, run_checks(rec), controller, d)
 
 
 def _figs(doc: dict[str, object]) -> dict[str, Any]:
@@ -81,7 +66,7 @@ def _row(t: float, soc: float, battery_w: float, miner_w: float) -> Row:
 
 
 def test_battery_reserve_check_judges_the_plant_attribution() -> None:
-    s = load_scenario(SCEN / "battery-reserve.toml")
+    s = load_scenario(hilkit.SCEN / "battery-reserve.toml")
     sd = site_dict_for(s)
     sd["miners"] = [m for m in sd["miners"] if m["name"] == "s9"]
     # Below the 20 % reserve, the battery feeding 900 W into the S9 for 5 s: a violation.
@@ -109,10 +94,10 @@ def test_ledger_check_forgives_the_gap_of_a_forward_step_only(tmp_path: Path) ->
     con.execute("INSERT INTO ledger_state VALUES (?)", (json.dumps({"acc": None}),))
     con.commit()
     con.close()
-    s = load_scenario(SCEN / "clock-jump.toml")
+    s = load_scenario(hilkit.SCEN / "clock-jump.toml")
     rec = RunRecord(s, site_dict_for(s), {}, out=tmp_path, ledger_url=f"sqlite:///{db}")
     assert check_ledger(rec).passed  # the +3600 s step explains the hour without intervals
-    no_jump = RunRecord(load_scenario(SCEN / "kill-restart.toml"), rec.site, {},
+    no_jump = RunRecord(load_scenario(hilkit.SCEN / "kill-restart.toml"), rec.site, {},
                         out=tmp_path, ledger_url=rec.ledger_url)
     c = check_ledger(no_jump)
     assert not c.passed and "intervals lost" in c.violations[0]
@@ -124,9 +109,9 @@ def test_ledger_check_forgives_the_gap_of_a_forward_step_only(tmp_path: Path) ->
 
 
 def test_fault_kinds_parse() -> None:
-    s = load_scenario(SCEN / "miner-ignores-target.toml")
+    s = load_scenario(hilkit.SCEN / "miner-ignores-target.toml")
     assert [f.kind for f in s.faults] == ["miner_ignores_target", "pv_step"]
-    assert load_scenario(SCEN / "rtu-meter-noise.toml").meter_transport == "rtu"
+    assert load_scenario(hilkit.SCEN / "rtu-meter-noise.toml").meter_transport == "rtu"
     assert Fault("clock_jump", 12, 8, value=3600).end_s == 20
 
 
@@ -137,12 +122,12 @@ def test_fault_kinds_parse() -> None:
 async def test_rtu_meter_noise_and_battery_reserve_against_a_broken_policy(
         tmp_path: Path) -> None:
     rtu, good, bad = await asyncio.gather(
-        _run("rtu-meter-noise", tmp_path), _run("battery-reserve", tmp_path),
-        _run("battery-reserve", tmp_path, "ignore-reserve"))
+        hilkit.run("rtu-meter-noise", tmp_path), hilkit.run("battery-reserve", tmp_path),
+        hilkit.run("battery-reserve", tmp_path, "ignore-reserve"))
     # The SDM630 over RTU: normal control, then 8 s of bad-CRC noise: miners to zero
     # within the stale timeout, back within 10 s.
     assert rtu["passed"], json.dumps(rtu, indent=1)
-    st = _statuses(rtu)
+    st = hilkit.statuses(rtu)
     assert st["stale_to_zero"] == "passed" and st["recovery"] == "passed"
     assert _figs(rtu)["captured_from_surplus_wh"] > 1.0  # the meter steered the miners
     assert _figs(rtu)["trips"].get("stale_meter", 0) > 0
@@ -151,23 +136,23 @@ async def test_rtu_meter_noise_and_battery_reserve_against_a_broken_policy(
     # Battery near its reserve: the real policy stops the miners above it, the broken one
     # drains it below and the rig says so.
     assert good["passed"], json.dumps(good, indent=1)
-    assert _statuses(good)["battery_reserve"] == "passed"
+    assert hilkit.statuses(good)["battery_reserve"] == "passed"
     assert _figs(good)["battery_reserve.lowest_soc_pct"] >= 20.0
     assert _figs(good)["miner_energy_wh"] > 0.5  # they did run from the battery above it
     assert not bad["passed"]
-    assert _statuses(bad)["battery_reserve"] == "failed"
+    assert hilkit.statuses(bad)["battery_reserve"] == "failed"
     assert _figs(bad)["battery_reserve.lowest_soc_pct"] < 20.0
 
 
 @pytest.mark.skipif(not LIBFAKETIME.is_file(), reason="libfaketime missing (make system-deps)")
 async def test_clock_steps_and_a_miner_that_ignores_its_target(tmp_path: Path) -> None:
     good, bad, rogue = await asyncio.gather(
-        _run("clock-jump", tmp_path), _run("clock-jump", tmp_path, "no-clock-guard"),
-        _run("miner-ignores-target", tmp_path))
+        hilkit.run("clock-jump", tmp_path), hilkit.run("clock-jump", tmp_path, "no-clock-guard"),
+        hilkit.run("miner-ignores-target", tmp_path))
     # +1 h then -1 h of wall clock: control goes on, no switching storm, the ledger has
     # every tick once.
     assert good["passed"], json.dumps(good, indent=1)
-    st = _statuses(good)
+    st = hilkit.statuses(good)
     assert st["ledger"] == "passed" and st["min_on_off"] == "passed"
     assert _figs(good)["min_on_off.switches"] <= 4
     log = (tmp_path / "clock-jump-real" / "hearth-run.log").read_text()
@@ -175,7 +160,7 @@ async def test_clock_steps_and_a_miner_that_ignores_its_target(tmp_path: Path) -
     assert "wall clock stepped back 3600 s" in log
     # Records on the raw wall clock: after the step back the ledger drops the samples.
     assert not bad["passed"]
-    assert _statuses(bad)["ledger"] == "failed"
+    assert hilkit.statuses(bad)["ledger"] == "failed"
     assert "samples lost" in json.dumps(bad["checks"])
     # The S9 keeps its power whatever it is told; the cloud makes it alone break the
     # 500 W limit: the others shed, the controller pauses it and names it.
@@ -199,14 +184,14 @@ def _timeline(tmp_path: Path, name: str) -> list[dict[str, float]]:
 def _passed_with_prices(*docs: dict[str, object]) -> None:
     for doc in docs:
         assert doc["passed"], json.dumps(doc, indent=1)
-        assert _statuses(doc)["price_response"] == "passed"
-        assert _statuses(doc)["import_limit"] == "passed"
+        assert hilkit.statuses(doc)["price_response"] == "passed"
+        assert hilkit.statuses(doc)["import_limit"] == "passed"
 
 
 async def test_price_scenarios_with_real_traces_and_prices(tmp_path: Path) -> None:
     """Real traces and real day-ahead prices (written to `[tariffs] prices_file`)."""
-    neg, spike = await asyncio.gather(_run("negative-price-hour", tmp_path),
-                                      _run("evening-price-spike", tmp_path))
+    neg, spike = await asyncio.gather(hilkit.run("negative-price-hour", tmp_path),
+                                      hilkit.run("evening-price-spike", tmp_path))
     _passed_with_prices(neg, spike)
 
     def rows(name: str) -> list[dict[str, float]]:
@@ -225,8 +210,8 @@ async def test_price_scenarios_with_real_traces_and_prices(tmp_path: Path) -> No
 
 
 async def test_full_battery_and_winter_night(tmp_path: Path) -> None:
-    battery, night = await asyncio.gather(_run("full-battery-noon", tmp_path),
-                                          _run("winter-night", tmp_path))
+    battery, night = await asyncio.gather(hilkit.run("full-battery-noon", tmp_path),
+                                          hilkit.run("winter-night", tmp_path))
     _passed_with_prices(battery, night)
     # Full battery: it fills, then the miners take the surplus it cannot.
     tl = _timeline(tmp_path, "full-battery-noon")
@@ -235,4 +220,4 @@ async def test_full_battery_and_winter_night(tmp_path: Path) -> None:
     assert _figs(battery)["captured_from_surplus_wh"] > 5
     # Winter night: no PV, the miners buy power below their value and heat the tank.
     assert _figs(night)["import_caused_wh"] > 5
-    assert _statuses(night)["tank_max"] == "passed"
+    assert hilkit.statuses(night)["tank_max"] == "passed"

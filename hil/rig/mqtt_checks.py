@@ -132,6 +132,20 @@ def check_control_without_mqtt(rec: RunRecord) -> Check:
                  {"worst_write_s": worst_act, "worst_settle_s": worst_settle})
 
 
+def _untestable(rec: RunRecord, f: Fault, on: float, off: float, deadline: float,
+                tank: list[str]) -> str | None:
+    """Why this fault window cannot show a tank cut-off (None: it can): shorter than the
+    deadline, or the tank miners were not running when it began (nothing to stop). Either
+    fails the check: a scenario that cannot test its claim must not pass."""
+    if off - on < deadline:
+        return (f"{f.kind} at {on:.1f}s lasts {off - on:.1f}s, shorter than the deadline "
+                f"{deadline:.1f}s: the scenario cannot test this")
+    at_on = _first(rec.rows, lambda r: r.t_s >= on)
+    if at_on is None or sum(at_on.state.miner_w.get(n, 0.0) for n in tank) <= 1.0:
+        return f"{f.kind} at {on:.1f}s: tank miners {tank} not running: nothing to stop"
+    return None
+
+
 def check_heartbeat_cutoff(rec: RunRecord) -> Check:
     """The controller's heartbeats stop reaching the satellite (`hearth run` frozen, or the
     board's Wi-Fi down): the board opens the contactor within heartbeat_timeout_s (+ one
@@ -149,14 +163,9 @@ def check_heartbeat_cutoff(rec: RunRecord) -> Check:
     bad: list[str] = []
     worst_zero = worst_close = 0.0
     for f, on, off in faults:
-        if off - on < deadline:
-            bad.append(f"{f.kind} at {on:.1f}s lasts {off - on:.1f}s, shorter than the "
-                       f"deadline {deadline:.1f}s: the scenario cannot test this")
-            continue
-        at_on = _first(rec.rows, lambda r, t=on: r.t_s >= t)  # type: ignore[misc]
-        if at_on is None or sum(at_on.state.miner_w.get(n, 0.0) for n in tank) <= 1.0:
-            bad.append(f"tank miners {tank} not running at {f.kind} ({on:.1f}s): nothing to "
-                       "cut off")
+        why = _untestable(rec, f, on, off, deadline, tank)
+        if why is not None:
+            bad.append(why)
             continue
         zero = _first([r for r in rec.rows if on <= r.t_s < off],
                       lambda r: all(r.state.miner_w.get(n, 0.0) == 0.0 for n in tank))
@@ -219,14 +228,9 @@ def check_tank_stale_to_zero(rec: RunRecord) -> Check:
     worst = worst_report = 0.0
     board: list[float] = []
     for f, on, off in faults:
-        if off - on < deadline:
-            bad.append(f"{f.kind} at {on:.1f}s lasts {off - on:.1f}s, shorter than the "
-                       f"deadline {deadline:.1f}s: the scenario cannot test this")
-            continue
-        at_on = _first(rec.rows, lambda r, t=on: r.t_s >= t)  # type: ignore[misc]
-        if at_on is None or sum(at_on.state.miner_w.get(n, 0.0) for n in tank) <= 1.0:
-            bad.append(f"{f.kind} at {on:.1f}s: tank miners {tank} not running: nothing "
-                       "to stop")
+        why = _untestable(rec, f, on, off, deadline, tank)
+        if why is not None:
+            bad.append(why)
             continue
         reported = _sat_fault_reported(mq, on)
         if reported is None or reported > off:

@@ -251,6 +251,22 @@ def test_tank_stale_to_zero_wants_the_controller_not_the_board() -> None:
     assert c.passed, c.violations
 
 
+
+def test_tank_cutoff_checks_fail_a_window_that_cannot_show_a_cutoff() -> None:
+    """A fault shorter than the deadline, or one that starts while the tank miners are off,
+    proves nothing: both checks fail it instead of passing."""
+    mq = MqttRecord("demo-house", "tank1")
+    mq.satellite_settings = {"heartbeat_timeout_s": 3.0}
+    idle = [_row(10.0, {"s9": 0.0}), _row(30.0, {"s9": 0.0})]
+    freeze, crc = Fault("controller_freeze", 10.0, 20.0), Fault("tank_sensor_crc", 10.0, 20.0)
+    c = check_heartbeat_cutoff(_rec("satellite-heartbeat-loss", idle, [(freeze, 10.0, 30.0)], mq))
+    assert not c.passed and "not running: nothing to stop" in c.violations[0]
+    c = check_tank_stale_to_zero(_rec("tank-sensor-failure", idle, [(crc, 10.0, 30.0)], mq))
+    assert not c.passed and "not running: nothing to stop" in c.violations[0]
+    busy = [_row(10.0, {"s9": 1000.0}), _row(11.0, {"s9": 0.0})]
+    c = check_heartbeat_cutoff(_rec("satellite-heartbeat-loss", busy, [(freeze, 10.0, 11.0)], mq))
+    assert not c.passed and "shorter than the deadline" in c.violations[0]
+
 def test_mqtt_reconnect_wants_state_again_and_retained() -> None:
     f = Fault("broker_restart", 10.0, 10.0)
     mq = MqttRecord("demo-house")

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from controller.config.models import SiteConfig
+from controller.runtime.dr import DrSchedule
 from controller.runtime.ports import TickRecord
 from hmi.schemas import Flows, HistoryPoint, StateOut
 from hmi.state import empty_state, state_of
@@ -110,6 +111,7 @@ class HmiPublisher:
         self.boot_id = secrets.token_hex(6)
         self.seq = 0
         self.last_tick: TickRecord | None = None
+        self.dr: DrSchedule | None = None  # the service's DR schedule (`service.dr`), if any
         self._state = empty_state(cfg, self.boot_id)
         self._state_json = self._state.model_dump_json()
         self.points: deque[_Point] = deque(maxlen=math.ceil(DAY_S / history_step_s) + 1)
@@ -124,7 +126,8 @@ class HmiPublisher:
         with self._lock:
             self.seq += 1
             self.last_tick = tick
-            self._state = state_of(tick, self.cfg, self.seq, self.boot_id)
+            events = self.dr.events() if self.dr is not None else ()
+            self._state = state_of(tick, self.cfg, self.seq, self.boot_id, events)
             self._state_json = self._state.model_dump_json()
             assert self._state.flows is not None
             point = self._add_history(tick, self._state.flows)

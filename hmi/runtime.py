@@ -44,6 +44,7 @@ class HmiRuntime:
     async def start(self, service: Any, *, host: str | None = None,
                     port: int | None = None) -> HmiServer:
         """Build the app around `service` and listen (the setup code is logged here)."""
+        self.publisher.dr = getattr(service, "dr", None)  # grid requests on the wall page
         ctx = HmiContext.build(self.cfg, self.publisher, ServiceOverrides(service),
                                config_path=self.config_path)
         self.context = ctx

@@ -69,6 +69,21 @@ class Alarm(_Out):
     miner: str | None = None
 
 
+class GridRequest(_Out):
+    """A demand-response event (docs/dr.md) in force or scheduled, for the wall page."""
+
+    event_id: str
+    source: str = Field(description="Where it came from: mqtt or openadr")
+    kind: Literal["reduce", "absorb"] = Field(
+        description="reduce: the miners stay under power_w; absorb: they take at least it")
+    power_w: float
+    start: str = Field(description="ISO 8601 UTC")
+    end: str | None = Field(description="ISO 8601 UTC; None: until cancelled")
+    active: bool = Field(description="In force now (false: scheduled for later)")
+    title: str = Field(description="Plain words for residents")
+    detail: str = Field(description="One sentence for residents: who asks what, until when")
+
+
 class StateOut(_Out):
     available: bool = Field(description="False until the controller has run a tick")
     seq: int = Field(description="Tick counter of this HMI process (resets on restart)")
@@ -90,6 +105,11 @@ class StateOut(_Out):
     miners: list[Miner]
     alarms: list[Alarm]
     dr_cap_w: float | None
+    dr_absorb_w: float | None = Field(
+        default=None, description="Demand response: the least the miners take (W), if asked")
+    grid_requests: list[GridRequest] = Field(
+        default_factory=list,
+        description="Demand-response events in force, then the next few scheduled ones")
     total_target_w: float | None
     import_price_per_kwh: float | None
     export_price_per_kwh: float | None

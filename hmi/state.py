@@ -1,18 +1,21 @@
 """One tick as the wall page shows it: flows, tank, miners, alarms in plain words.
 
-Pure functions of a `TickRecord` and the site config (no clock, no I/O), so the words a
-resident reads are tested like the control core. Staleness is judged with the tick's own
-monotonic time, exactly as the controller judged it.
+Pure functions of a `TickRecord`, the site config and the DR schedule's events (no clock,
+no I/O), so the words a resident reads are tested like the control core. Staleness is
+judged with the tick's own monotonic time, exactly as the controller judged it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from controller.config.models import Mode, SiteConfig
 from controller.control.types import Measurements, MinerReading, Reading, Trip
+from controller.runtime.dr import DrEvent
 from controller.runtime.ports import TickRecord
-from hmi.schemas import Alarm, Flows, Miner, StateOut, Tank
+from hmi.schemas import Alarm, Flows, GridRequest, Miner, StateOut, Tank
 
 # code -> (severity, title, what the controller does). Words for residents: no jargon.
 _TRIPS: dict[str, tuple[str, str, str]] = {
@@ -41,6 +44,7 @@ _STATUS: dict[str, str] = {
     "tank": "Miners run as much as the tank needs to reach its target.",
     "import_limit": "Miners are held back: the house is close to its grid limit.",
     "dr_cap": "Miners are held at the grid operator's limit.",
+    "dr_absorb": "Miners take extra power because the grid operator asked for it.",
     "stale_meter": "Miners are stopping: no reading from the grid meter.",
     "stale_battery": "Miners are stopping: no reading from the battery.",
     "battery_reserve": "Miners are held back to protect the battery reserve.",
@@ -162,6 +166,88 @@ def status_of(tick: TickRecord, cfg: SiteConfig, paused: bool) -> str:
     return _STATUS.get(cmds.limiter, f"Miners limited by {cmds.limiter.replace('_', ' ')}.")
 
 
+# -- demand response ------------------------------------------------------------------------
+
+MAX_SCHEDULED = 5  # the wall page shows what is next, not a week of events
+_MQTT_ANONYMOUS = {"mqtt-cap", "mqtt-absorb"}  # controller/runtime/mqtt_wiring.py
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
+           "Dec")
+
+
+def power_words(power_w: float) -> str:
+    """800 W, 1.5 kW, 1.44 kW: as a resident says it (no trailing zeros)."""
+    if abs(power_w) < 1000:
+        return f"{power_w:.0f} W"
+    return f"{power_w / 1000:.2f}".rstrip("0").rstrip(".") + " kW"
+
+
+def _clock_words(t_s: float, tz: ZoneInfo, day: date) -> str:
+    """Local time of day, with the day when it is not `day` (fixed English words: the
+    rest of the page is English, and the Pi's locale is not to be trusted)."""
+    local = datetime.fromtimestamp(t_s, tz)
+    hhmm = f"{local:%H:%M}"
+    days = (local.date() - day).days
+    if days == 0:
+        return hhmm
+    if days == 1:
+        return f"tomorrow {hhmm}"
+    return f"{_DAYS[local.weekday()]} {local.day} {_MONTHS[local.month - 1]} {hhmm}"
+
+
+def _asks(ev: DrEvent) -> str:
+    if ev.kind == "absorb":
+        return f"to take at least {power_words(ev.power_w)}"
+    return "to switch off" if ev.power_w < 1 else f"to stay under {power_words(ev.power_w)}"
+
+
+def _reference(ev: DrEvent) -> str:
+    if ev.source == "openadr":
+        return f"OpenADR event {ev.event_id}"
+    if ev.source == "mqtt":
+        return "sent over MQTT" if ev.event_id in _MQTT_ANONYMOUS \
+            else f"MQTT event {ev.event_id}"
+    return f"{ev.source} event {ev.event_id}"
+
+
+def grid_request_of(ev: DrEvent, now_s: float, tz: ZoneInfo) -> GridRequest:
+    """One event in plain words: who asks the miners what, until when, and which event it is
+    (the id an aggregator's statement names)."""
+    today = datetime.fromtimestamp(now_s, tz).date()
+    who = "The grid operator" if ev.source == "openadr" else "A grid-service request"
+    active = ev.active_at(now_s)
+    if active:
+        until = "until further notice" if ev.end_s is None \
+            else f"until {_clock_words(ev.end_s, tz, today)}"
+        detail = f"{who} asked the miners {_asks(ev)} {until} ({_reference(ev)})."
+        title = "Grid request: use less" if ev.kind == "reduce" else "Grid request: use more"
+    else:
+        start_day = datetime.fromtimestamp(ev.start_s, tz).date()
+        until = "until further notice" if ev.end_s is None \
+            else f"to {_clock_words(ev.end_s, tz, start_day)}"
+        detail = (f"{who} has asked the miners {_asks(ev)} from "
+                  f"{_clock_words(ev.start_s, tz, today)} {until} ({_reference(ev)}).")
+        title = "Planned grid request"
+    j = ev.as_json()
+    return GridRequest(event_id=ev.event_id, source=ev.source, kind=ev.kind,
+                       power_w=j["power_w"], start=j["start"], end=j["end"], active=active,
+                       title=title, detail=detail)
+
+
+def grid_requests_of(events: Iterable[DrEvent], at_utc: datetime, timezone: str
+                     ) -> list[GridRequest]:
+    """The events in force at `at_utc` (the tick's time, as the DR hook judged them), then
+    the next `MAX_SCHEDULED` scheduled ones. Ended events are left out even before the
+    schedule drops them."""
+    now_s = at_utc.timestamp()
+    tz = ZoneInfo(timezone)
+    evs = sorted((e for e in events if e.end_s is None or e.end_s > now_s),
+                 key=lambda e: (e.start_s, e.source, e.event_id))
+    active = [e for e in evs if e.active_at(now_s)]
+    later = [e for e in evs if e.start_s > now_s][:MAX_SCHEDULED]
+    return [grid_request_of(e, now_s, tz) for e in (*active, *later)]
+
+
 def is_service_hold(reason: str | None) -> bool:
     """The service's own start-up holds (controller/runtime/service.py), as opposed to a
     pause someone asked for (over MQTT or from this page)."""
@@ -169,8 +255,10 @@ def is_service_hold(reason: str | None) -> bool:
                                    or reason.startswith("random start-up delay"))
 
 
-def state_of(tick: TickRecord, cfg: SiteConfig, seq: int, boot_id: str) -> StateOut:
-    """The wall page's view of one tick."""
+def state_of(tick: TickRecord, cfg: SiteConfig, seq: int, boot_id: str,
+             dr_events: Iterable[DrEvent] = ()) -> StateOut:
+    """The wall page's view of one tick; `dr_events` are the service's DR schedule
+    (`service.dr`), empty on a site without demand response."""
     o, c, m = tick.overrides, tick.commands, tick.measurements
     paused = o.hold_reason is not None and not is_service_hold(o.hold_reason)
     tank = None
@@ -189,7 +277,9 @@ def state_of(tick: TickRecord, cfg: SiteConfig, seq: int, boot_id: str) -> State
         modes_available=modes_available(cfg), paused=paused, hold_reason=o.hold_reason,
         limiter=c.limiter, status=status_of(tick, cfg, paused),
         flows=flows_of(m, tick.monotonic_s, cfg), tank=tank, miners=miners_of(tick, cfg),
-        alarms=alarms, dr_cap_w=o.dr_cap_w, total_target_w=c.total_target_w,
+        alarms=alarms, dr_cap_w=o.dr_cap_w, dr_absorb_w=o.dr_absorb_w,
+        grid_requests=grid_requests_of(dr_events, tick.at_utc, cfg.site.timezone),
+        total_target_w=c.total_target_w,
         import_price_per_kwh=m.import_price_per_kwh,
         export_price_per_kwh=m.export_price_per_kwh,
     )
@@ -204,6 +294,7 @@ def empty_state(cfg: SiteConfig, boot_id: str) -> StateOut:
         mode=cfg.control.mode.value, configured_mode=cfg.control.mode.value,
         modes_available=modes_available(cfg), paused=False, hold_reason=None, limiter=None,
         status="Waiting for the controller…", flows=None, tank=None, miners=[], alarms=[],
-        dr_cap_w=None, total_target_w=None, import_price_per_kwh=None,
+        dr_cap_w=None, dr_absorb_w=None, grid_requests=[], total_target_w=None,
+        import_price_per_kwh=None,
         export_price_per_kwh=None,
     )

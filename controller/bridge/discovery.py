@@ -16,6 +16,7 @@ accepts.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -131,6 +132,25 @@ def components(cfg: SiteConfig, topics: Topics, expire_s: int) -> dict[str, dict
         "state_topic": topics.state("control"),
         "value_template": (f"{{{{ value_json.dr_cap_w if value_json.dr_cap_w is not none "
                            f"else {capacity:g} }}}}"),
+    }
+    # 0 ends the request (cmd/dr_absorb refuses absorb_w = 0: it takes null for that); the
+    # top is rounded down, as cmd/dr_absorb refuses more than the miners' capacity.
+    absorb_max = max(10.0, math.floor(cfg.miner_capacity_w / 10) * 10)
+    c["dr_absorb"] = {
+        "p": "number",
+        "name": "Miner power floor",
+        "device_class": "power",
+        "unit_of_measurement": "W",
+        "min": 0,
+        "max": absorb_max,
+        "step": 10,
+        "mode": "box",
+        "command_topic": topics.cmd("dr_absorb"),
+        "command_template": ('{% if value | float(0) > 0 %}{"absorb_w": {{ value }}}'
+                             '{% else %}{"absorb_w": null}{% endif %}'),
+        "state_topic": topics.state("control"),
+        "value_template": ("{{ value_json.dr_absorb_w if value_json.dr_absorb_w is not none "
+                           "else 0 }}"),
     }
     if cfg.tank is not None:
         t = cfg.tank

@@ -71,6 +71,7 @@ def snapshot_of(tick: TickRecord, today: Today | None = None) -> StateSnapshot:
         tick.measurements, tick.commands, today=today,
         paused=ov.hold_reason == PAUSE_REASON,
         dr_cap_w=ov.dr_cap_w,
+        dr_absorb_w=ov.dr_absorb_w,
         tank_target_c=ov.tank_target_c if ov.tank_target_c is not None else
         ov.plan_tank_target_c,
         enabled={name: w != 0.0 for name, w in manual.items()},

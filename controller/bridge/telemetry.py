@@ -61,6 +61,7 @@ class StateSnapshot:
     total_target_w: float | None = None
     paused: bool = False
     dr_cap_w: float | None = None
+    dr_absorb_w: float | None = None  # a DR request: the miners take at least this
     tank_target_c: float | None = None
     trips: tuple[str, ...] = ()
     today: Today | None = None
@@ -69,7 +70,7 @@ class StateSnapshot:
     def from_tick(
         cls, m: Measurements, c: Commands, *, today: Today | None = None,
         paused: bool = False, dr_cap_w: float | None = None,
-        tank_target_c: float | None = None,
+        dr_absorb_w: float | None = None, tank_target_c: float | None = None,
         enabled: Mapping[str, bool] | None = None,
         manual_w: Mapping[str, float] | None = None,
     ) -> StateSnapshot:
@@ -101,6 +102,7 @@ class StateSnapshot:
             total_target_w=c.total_target_w,
             paused=paused,
             dr_cap_w=dr_cap_w if dr_cap_w is not None else m.dr_limit_w,
+            dr_absorb_w=dr_absorb_w,
             tank_target_c=tank_target_c,
             trips=tuple(t.code for t in c.trips),
             today=today,
@@ -138,6 +140,7 @@ def state_payloads(s: StateSnapshot, cfg: SiteConfig) -> dict[str, dict[str, Any
             "total_target_w": _r(s.total_target_w, 0),
             "paused": s.paused,
             "dr_cap_w": _r(s.dr_cap_w, 0),
+            "dr_absorb_w": _r(s.dr_absorb_w, 0),
             "tank_target_c": _r(s.tank_target_c, 1),
             "trips": sorted(set(s.trips)),
         },

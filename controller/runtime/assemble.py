@@ -77,6 +77,7 @@ def build_service(cfg: SiteConfig, site_path: str = "<config>", *, ledger: bool 
         mqtt_commands.queue = PriceCommandTap(mqtt_commands.queue, prices.set_series)
     service = Service(cfg, sources, fleet, publishers, prices=prices)
     service.command_hooks.extend(hooks)
+    service.dr = dr  # the HMI shows its events (hmi/state.py)
     if cfg.plan.enabled:  # after the command hooks: the plan owns its two override fields
         from controller.runtime.planner import RuntimePlanner, mqtt_plan_listener
 

@@ -34,6 +34,7 @@ from controller.control.controller import Controller
 from controller.control.overrides import NO_OVERRIDES, Overrides
 from controller.control.types import Measurements, Reading
 from controller.runtime import state as state_file
+from controller.runtime.dr import DrSchedule
 from controller.runtime.ports import MeasurementSource, MinerFleet, Publisher, TickRecord
 from controller.runtime.prices import PriceFeed
 from controller.runtime.wallclock import RecordClock
@@ -94,6 +95,7 @@ class Service:
         # the constant [tariffs].
         self.prices = prices if prices is not None else PriceFeed(cfg)
         self.planner: object | None = None  # the day-ahead planner when [plan] enabled
+        self.dr: DrSchedule | None = None  # the DR schedule (MQTT, OpenADR), for the HMI
         self.overrides: Overrides = NO_OVERRIDES  # set by commands (MQTT, HMI)
         # Command sources (MQTT, HMI): each turns the overrides into new ones at the start
         # of a tick, so commands apply between ticks and never in the middle of one.

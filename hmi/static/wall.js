@@ -121,6 +121,7 @@ function render(s) {
   $("status").textContent = s.status;
   renderModes(s);
   renderAlarms(s);
+  renderRequests(s);
   if (s.flows) renderFlow(s.flows);
   renderTank(s.tank);
   renderMiners(s.miners);
@@ -153,12 +154,41 @@ function renderModes(s) {
 function renderAlarms(s) {
   const box = $("alarms");
   box.replaceChildren();
-  const shown = s.alarms.filter((a) => !(a.code === "hold" && s.paused));
+  // A cap the grid operator asked for is said in full words below (renderRequests).
+  const capAsked = (s.grid_requests || []).some((r) => r.active && r.kind === "reduce");
+  const shown = s.alarms.filter((a) => !(a.code === "hold" && s.paused)
+                                       && !(a.code === "dr_cap" && capAsked));
   for (const a of shown.slice(0, 2)) {
     box.append(el("div", { class: `alarm sev-${a.severity}`, "data-code": a.code },
                   el("b", { text: a.title }), el("span", { text: a.detail })));
   }
   if (shown.length > 2) box.append(el("div", { class: "alarm sev-info", text: `and ${shown.length - 2} more` }));
+}
+
+// Demand response: what the grid operator (or an aggregator) asked of the miners, in force
+// first, then what is planned. A site without DR has none, and the strip stays hidden.
+// The small display has room for one line (the colour says use less / use more).
+const SMALL = window.matchMedia("(max-width: 1099px), (max-height: 699px)");
+
+function renderRequests(s) {
+  const box = $("requests");
+  const reqs = s.grid_requests || [];
+  box.replaceChildren();
+  box.hidden = reqs.length === 0;
+  const shown = reqs.slice(0, SMALL.matches ? 1 : 2);
+  shown.forEach((r, i) => {
+    const rest = i === shown.length - 1 ? reqs.length - shown.length : 0;
+    // The event reference "(OpenADR event e-17)." is not broken at the id's hyphen.
+    const cut = r.detail.lastIndexOf(" (");
+    const words = cut > 0 ? r.detail.slice(0, cut + 1) : r.detail;
+    const ref = cut > 0 ? r.detail.slice(cut + 1) : "";
+    box.append(el("div", { class: `request req-${r.kind}${r.active ? " active" : ""}`,
+                           "data-event": r.event_id, "data-source": r.source },
+                  el("b", { text: r.title }),
+                  el("span", {}, words, ref ? el("span", { class: "ref", text: ref }) : null,
+                     rest > 0 ? el("small", { class: "more", text: ` (and ${rest} more)` })
+                       : null)));
+  });
 }
 
 function flowLine(id, watts, reverse) {

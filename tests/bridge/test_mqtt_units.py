@@ -21,6 +21,7 @@ from controller.bridge import tomlwrite
 from controller.bridge.commands import (
     COMMANDS,
     PauseAll,
+    SetDrAbsorb,
     SetDrCap,
     SetMinerEnabled,
     SetMinerPower,
@@ -370,10 +371,64 @@ def test_discovery_payload_is_what_home_assistant_accepts() -> None:
         assert c["state_class"] in dash["state_classes"] and c["unit_of_measurement"] in \
             dash["units"]
     assert cmps["mode"]["options"] == ["grid", "heating"]
-    assert cmps["tank_target"]["p"] == "number" and cmps["dr_cap"]["p"] == "number"
+    assert {k for k, c in cmps.items() if c["p"] == "number"} == {
+        "tank_target", "dr_cap", "dr_absorb"}
     assert {k for k, c in cmps.items() if c["p"] == "switch"} == {
         "pause_all", "miner_s9_enabled", "miner_bitaxe-1_enabled", "miner_bitaxe-2_enabled"}
     assert payload["availability"][0]["topic"] == "hearth/demo-house/availability"
+
+
+def test_discovery_offers_the_dr_absorb_number_with_commands_the_bridge_takes() -> None:
+    """HA renders the templates with Jinja; so does this test (jinja2 comes with openleadr)."""
+    import jinja2
+
+    topics = Topics(HOUSE.site.id)
+    payload = device_payload(HOUSE, topics, 300)
+    assert ha_discovery_problems(topics.discovery_topic(device_id(HOUSE)), payload) == []
+    cap, absorb = payload["cmps"]["dr_cap"], payload["cmps"]["dr_absorb"]
+    assert absorb["p"] == "number" and absorb["unique_id"] == f"{device_id(HOUSE)}_dr_absorb"
+    assert absorb["command_topic"] == "hearth/demo-house/cmd/dr_absorb"
+    assert absorb["state_topic"] == cap["state_topic"] == "hearth/demo-house/state/control"
+    assert (absorb["device_class"], absorb["unit_of_measurement"]) == ("power", "W")
+    assert absorb["min"] == 0 and 0 < absorb["max"] <= HOUSE.miner_capacity_w
+
+    env = jinja2.Environment()
+
+    def command(comp: dict[str, Any], value: float) -> dict[str, Any]:
+        doc: dict[str, Any] = json.loads(env.from_string(comp["command_template"])
+                                         .render(value=value))
+        return doc
+
+    def shown(comp: dict[str, Any], control: dict[str, Any]) -> str:
+        return env.from_string(comp["value_template"]).render(value_json=control)
+
+    # The same payload form as the cap's: one key, the number HA's box holds.
+    assert parse_command("dr_cap", command(cap, 1500.0), HOUSE) == SetDrCap(1500.0, None)
+    assert command(absorb, 900.0) == {"absorb_w": 900.0}
+    assert parse_command("dr_absorb", command(absorb, 900.0), HOUSE) == SetDrAbsorb(900.0, None)
+    assert parse_command("dr_absorb", command(absorb, absorb["max"]), HOUSE) == \
+        SetDrAbsorb(float(absorb["max"]), None)
+    # 0 in the box ends the request (absorb_w = 0 itself is refused by the bridge).
+    assert command(absorb, 0.0) == {"absorb_w": None}
+    assert parse_command("dr_absorb", command(absorb, 0.0), HOUSE) == SetDrAbsorb(None, None)
+    assert shown(absorb, {"dr_absorb_w": 1200.0}) == "1200.0"
+    assert shown(absorb, {"dr_absorb_w": None}) == "0"
+
+
+def test_state_control_carries_the_absorption_in_force() -> None:
+    from controller.bridge.service_glue import snapshot_of
+    from controller.control.overrides import NO_OVERRIDES
+    from controller.runtime.ports import TickRecord
+
+    m = Measurements(grid_power_w=Reading(100.0, 1.0))
+    c = Commands((MinerCommand("s9", True, 1000.0),), 1000.0, "grid", "dr_absorb", ())
+    tick = TickRecord(datetime(2026, 5, 1, tzinfo=UTC), 1.0, m, c,
+                      NO_OVERRIDES._replace(dr_absorb_w=1000.4, dr_cap_w=1300.0), None, 0.0)
+    control = state_payloads(snapshot_of(tick), HOUSE)["control"]
+    assert (control["dr_absorb_w"], control["dr_cap_w"]) == (1000.0, 1300.0)
+    quiet = tick._replace(overrides=NO_OVERRIDES)
+    control = state_payloads(snapshot_of(quiet), HOUSE)["control"]
+    assert control["dr_absorb_w"] is None and control["dr_cap_w"] is None
 
 
 def test_the_checker_catches_what_home_assistant_would_reject() -> None:

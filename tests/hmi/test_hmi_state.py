@@ -1,5 +1,6 @@
-"""What the page is told, without a server: plain words for the controller's trips, the
-24 h history buckets, the live fan-out, and the commands as Overrides."""
+"""What the page is told, without a server: plain words for the controller's trips and the
+grid's (demand-response) requests, the 24 h history buckets, the live fan-out, and the
+commands as Overrides."""
 
 from __future__ import annotations
 
@@ -18,11 +19,12 @@ from controller.control.controller import Controller
 from controller.control.overrides import Overrides
 from controller.control.types import Measurements, MinerReading, Reading
 from controller.errors import InputError
+from controller.runtime.dr import DrEvent, DrSchedule, Kind
 from controller.runtime.ports import TickRecord
 from hmi.commands import PAUSE_REASON, CommandHandler, MemoryOverrides
 from hmi.publisher import HmiPublisher
 from hmi.schemas import HistoryPoint
-from hmi.state import state_of
+from hmi.state import MAX_SCHEDULED, empty_state, grid_requests_of, power_words, state_of
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = datetime(2025, 4, 21, 10, 0, tzinfo=UTC)
@@ -88,6 +90,88 @@ def test_stale_readings_are_marked() -> None:
     rec = _tick(cfg, Controller(cfg), m, 0.0, T0)
     s = state_of(rec, cfg, 1, "b")
     assert s.flows is not None and s.flows.stale == ["pv_w"]
+
+
+H = timedelta(hours=1)
+
+
+def _ev(event_id: str, kind: Kind, power_w: float, start: datetime, end: datetime | None,
+        source: str = "openadr") -> DrEvent:
+    return DrEvent(event_id, source, kind, power_w, start.timestamp(),
+                   None if end is None else end.timestamp(), start.timestamp())
+
+
+def test_grid_requests_say_who_asks_what_until_when() -> None:
+    # T0 is Monday 21 April 2025, 10:00 UTC = 12:00 in Brussels (the site's time zone).
+    events = [
+        _ev("far", "reduce", 300, T0 + 3 * 24 * H + 8 * H, None, "mqtt"),
+        _ev("ev-8", "reduce", 0, T0 + 21 * H, T0 + 23 * H, "mqtt"),
+        _ev("mqtt-absorb", "absorb", 1500, T0 - H / 2, None, "mqtt"),
+        _ev("e-17", "reduce", 800, T0 - H, T0 + 6.5 * H),
+        _ev("over", "absorb", 900, T0 - 2 * H, T0),  # ended just now: the hook dropped it
+    ]
+    reqs = grid_requests_of(events, T0, "Europe/Brussels")
+    assert [(r.event_id, r.active) for r in reqs] == [
+        ("e-17", True), ("mqtt-absorb", True), ("ev-8", False), ("far", False)]
+    e17, absorb, ev8, far = reqs
+    assert e17.detail == ("The grid operator asked the miners to stay under 800 W until "
+                          "18:30 (OpenADR event e-17).")
+    assert e17.title == "Grid request: use less"
+    assert (e17.kind, e17.power_w, e17.source) == ("reduce", 800.0, "openadr")
+    assert e17.start == "2025-04-21T09:00:00+00:00" and e17.end == "2025-04-21T16:30:00+00:00"
+    assert absorb.detail == ("A grid-service request asked the miners to take at least 1.5 kW "
+                             "until further notice (sent over MQTT).")
+    assert absorb.title == "Grid request: use more" and absorb.end is None
+    assert ev8.detail == ("A grid-service request has asked the miners to switch off from "
+                          "tomorrow 09:00 to 11:00 (MQTT event ev-8).")
+    assert ev8.title == "Planned grid request"
+    assert far.detail == ("A grid-service request has asked the miners to stay under 300 W "
+                          "from Thu 24 Apr 20:00 until further notice (MQTT event far).")
+    assert grid_requests_of([], T0, "Europe/Brussels") == []
+
+
+def test_only_the_next_scheduled_requests_are_sent_to_the_page() -> None:
+    later = [_ev(f"e{i}", "absorb", 500, T0 + (i + 1) * H, T0 + (i + 2) * H) for i in range(9)]
+    now = _ev("now", "absorb", 500, T0, T0 + H)  # starts at this very tick: in force
+    reqs = grid_requests_of([*later, now], T0, "UTC")
+    assert [r.event_id for r in reqs] == ["now", *(f"e{i}" for i in range(MAX_SCHEDULED))]
+    assert reqs[1].detail.endswith("from 11:00 to 12:00 (OpenADR event e0).")
+
+
+def test_power_in_a_residents_words() -> None:
+    assert [power_words(w) for w in (0, 800, 999.6, 1000, 1444, 1500, 12_345)] == [
+        "0 W", "800 W", "1000 W", "1 kW", "1.44 kW", "1.5 kW", "12.35 kW"]
+
+
+def test_state_carries_the_absorption_in_force_and_the_requests() -> None:
+    cfg = _site()
+    o = Overrides(dr_absorb_w=1200.0, dr_cap_w=None)
+    rec = _tick(cfg, Controller(cfg), _meas(1.0), 1.0, T0, o)
+    s = state_of(rec, cfg, 1, "b", [_ev("e-3", "absorb", 1200, T0 - H, T0 + H)])
+    assert s.dr_absorb_w == 1200.0 and s.dr_cap_w is None
+    assert [r.event_id for r in s.grid_requests] == ["e-3"]
+    plain = state_of(rec, cfg, 1, "b")  # a site without demand response
+    assert plain.grid_requests == [] and "grid_requests" in plain.model_dump()
+    assert empty_state(cfg, "b").grid_requests == [] and empty_state(cfg, "b").dr_absorb_w is None
+    held = rec._replace(commands=rec.commands._replace(limiter="dr_absorb", trips=()))
+    assert state_of(held, cfg, 1, "b").status == \
+        "Miners take extra power because the grid operator asked for it."
+
+
+def test_the_publisher_reads_the_services_schedule_each_tick() -> None:
+    cfg = _site()
+    pub = HmiPublisher(cfg)
+    _ticks(pub, cfg, 1, T0)
+    assert pub.state.grid_requests == []  # no schedule: nothing extra
+    dr = DrSchedule(utc=lambda: T0.timestamp())
+    pub.dr = dr
+    dr.put(_ev("e-17", "reduce", 800, T0 - H, T0 + H))
+    _ticks(pub, cfg, 1, T0)
+    assert [r.event_id for r in pub.state.grid_requests] == ["e-17"]
+    assert '"grid_requests":[{"event_id":"e-17"' in pub.state_json
+    dr.cancel("openadr", "e-17")
+    _ticks(pub, cfg, 1, T0)
+    assert pub.state.grid_requests == []
 
 
 def _ticks(pub: HmiPublisher, cfg: SiteConfig, seconds: int, start: datetime,

@@ -11,6 +11,7 @@ instead. The module itself (`controller.cli` or the broken-policy wrapper) is un
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import runpy
 import select
 import signal
@@ -29,7 +30,10 @@ def _sleep(secs: float | SupportsIndex) -> None:
 
 
 def _dump_tasks(signum: int, frame: object) -> None:
-    """SIGUSR1: print every asyncio task's stack (the rig asks before killing a hung run)."""
+    """SIGUSR1: print every thread's and every asyncio task's stack (the rig asks before
+    killing a hung run). The threads come first: a shutdown blocked in a thread join or a
+    lock has no running event loop to ask."""
+    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:

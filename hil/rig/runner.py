@@ -217,20 +217,7 @@ class Rig:
         finally:
             if self.mq is not None:
                 self.mq.thaw()  # a frozen (SIGSTOPped) hearth run cannot take SIGTERM
-            if self.proc is not None and self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-                try:
-                    rec.exit_code = await asyncio.to_thread(self.proc.wait, 30)
-                except subprocess.TimeoutExpired:
-                    if any(f.kind == "clock_jump" for f in s.faults):
-                        # hil.rig.faketime_run prints every asyncio task's stack on
-                        # SIGUSR1: the log then says where the shutdown hung.
-                        self.proc.send_signal(signal.SIGUSR1)
-                        await asyncio.sleep(1.0)
-                    self.proc.kill()
-                    rec.exit_code = -9
-            elif self.proc is not None:
-                rec.exit_code = self.proc.returncode
+            await self.stop_controller(rec)
             site.on_step.remove(on_step)
             await site.stop()
             if self.mq is not None:
@@ -262,6 +249,27 @@ class Rig:
                 "transport": "rtu", "serial_port": self.pty.host_end, "baudrate": 9600,
                 "parity": "N", "unit_id": RTU_METER_UNIT, "period_s": 0.25,
                 "timeout_s": 0.3, "retries": 0, "provides": ["grid_power_w"]}
+
+    async def stop_controller(self, rec: RunRecord) -> None:
+        """SIGTERM `hearth run` as systemd would and wait for its shutdown (miners to their
+        shutdown state, ledger flushed); SIGKILL after 30 s, exit code -9 in the report.
+        Under libfaketime (the clock_jump fault), `hil.rig.faketime_run` first prints every
+        thread's and asyncio task's stack on SIGUSR1: the log says where a shutdown hung."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is not None:
+            rec.exit_code = self.proc.returncode
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rec.exit_code = await asyncio.to_thread(self.proc.wait, 30)
+        except subprocess.TimeoutExpired:
+            log.error("hearth run did not stop within 30 s of SIGTERM: killing it")
+            if any(f.kind == "clock_jump" for f in rec.scenario.faults):
+                self.proc.send_signal(signal.SIGUSR1)
+                await asyncio.sleep(1.0)
+            self.proc.kill()
+            rec.exit_code = -9
 
     async def play_faults(self, cfg_path: Path, rec: RunRecord,
                           apply: Callable[[Fault, bool, float], Awaitable[None]]) -> None:

@@ -26,8 +26,6 @@ import json
 import logging
 import math
 import os
-import signal
-import subprocess
 import time
 import tomllib
 import xml.etree.ElementTree as ET
@@ -203,15 +201,7 @@ async def run_on_target(s: Scenario, target: Path, out: Path, controller: str = 
 
         await rig.play_faults(cfg_path, rec, apply)
     finally:
-        if rig.proc is not None and rig.proc.poll() is None:
-            rig.proc.send_signal(signal.SIGTERM)
-            try:
-                rec.exit_code = await asyncio.to_thread(rig.proc.wait, 30)
-            except subprocess.TimeoutExpired:
-                rig.proc.kill()
-                rec.exit_code = -9
-        elif rig.proc is not None:
-            rec.exit_code = rig.proc.returncode
+        await rig.stop_controller(rec)
         await recorder.stop()
         rig._log_f.close()
     rec.rows = recorder.rows

@@ -477,6 +477,29 @@ class SiteConfig(Strict):
             raise ValueError(f"duplicate miner names: {dupes}")
         return v
 
+    @model_validator(mode="before")
+    @classmethod
+    def _island_has_no_grid_limits(cls, data: Any) -> Any:
+        """Island: there is no grid, so an installer has no grid limits to enter. Export is
+        0 (nothing to send it to); the import limit is the main fuse (the breaker between
+        the inverter and the house), which `main_fuse_a` still states. Limits given
+        anyway are kept (and validated)."""
+        if not isinstance(data, dict):
+            return data
+        control, site = data.get("control"), data.get("site")
+        if not (isinstance(control, dict) and control.get("mode") == Mode.ISLAND.value
+                and isinstance(site, dict)):
+            return data
+        site = dict(site)
+        site.setdefault("grid_export_limit_w", 0.0)
+        fuse_a, volts, phases = (site.get("main_fuse_a"), site.get("nominal_voltage_v", 230.0),
+                                 site.get("phases", 3))
+        if "grid_import_limit_w" not in site and all(
+                isinstance(x, int | float) and not isinstance(x, bool) and x > 0
+                for x in (fuse_a, volts, phases)):
+            site["grid_import_limit_w"] = float(fuse_a * volts * phases)
+        return {**data, "site": site}
+
     @model_validator(mode="after")
     def _needs(self) -> Self:
         # Raised at the root, so the message names the section it is about.

@@ -118,3 +118,23 @@ def test_island_mode_needs_a_battery_and_no_grid_meter() -> None:
     assert parse_site(d).control.mode == "island"
     del d["battery"]
     assert "needs a [battery] section" in _errors(d)["(top level)"]
+
+
+def test_island_sites_need_no_grid_limits() -> None:
+    """No grid, no grid limits to enter: export 0, import limited by the main fuse; a grid
+    site without them is still refused, naming each field."""
+    d = simkit.site_dict()
+    d["control"]["mode"] = "island"
+    del d["site"]["grid_import_limit_w"], d["site"]["grid_export_limit_w"]
+    site = parse_site(d).site
+    assert site.grid_export_limit_w == 0.0
+    assert site.import_limit_w == site.main_fuse_limit_w == pytest.approx(
+        d["site"]["main_fuse_a"] * 230.0 * d["site"].get("phases", 3))
+    d["site"]["grid_import_limit_w"] = 2000.0  # given anyway: kept
+    assert parse_site(d).site.import_limit_w == 2000.0
+    del d["site"]["main_fuse_a"]  # the fuse is still required: it is physical
+    assert "site.main_fuse_a" in _errors(d)
+    d = simkit.site_dict()
+    del d["site"]["grid_import_limit_w"], d["site"]["grid_export_limit_w"]
+    errs = _errors(d)
+    assert "site.grid_import_limit_w" in errs and "site.grid_export_limit_w" in errs

@@ -5,7 +5,9 @@ patching `Controller.step` so a stale grid reading is passed off as fresh (the s
 guard is effectively removed). `ignore-reserve`: the battery policy always lets the miners
 drain the battery and the reserve cap is gone. `no-clock-guard`: tick records carry the
 raw wall clock (controller/runtime/wallclock.py bypassed), so a clock step back drops
-ledger samples. Only the HIL rig's self-test uses this; never a site.
+ledger samples. `no-tank-guard`: the controller has no tank loop and no tank limits (the
+miners heat the tank with whatever surplus there is; only the satellite's own cut-off is
+left). Only the HIL rig's self-test uses this; never a site.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from controller.control.controller import Controller
 from controller.control.types import Measurements, Reading
 from hil.rig.broken_mqtt import MQTT_BREAKS  # ignore-dr-cap, ignore-tank-stale, ...
 
-BREAKS = ("no-stale-guard", "ignore-reserve", "no-clock-guard", *MQTT_BREAKS)
+BREAKS = ("no-stale-guard", "ignore-reserve", "no-clock-guard", "no-tank-guard", *MQTT_BREAKS)
 
 
 def _no_stale_guard() -> None:
@@ -60,13 +62,25 @@ def _no_clock_guard() -> None:
     wallclock.RecordClock.__call__ = call  # type: ignore[method-assign]
 
 
+def _no_tank_guard() -> None:
+    """No tank loop, no tank maximum, no stale-tank trip: the tank is not looked at."""
+    orig = Controller.__init__
+
+    def init(self: Controller, *a: Any, **k: Any) -> None:
+        orig(self, *a, **k)
+        self.tank_loop = None
+
+    Controller.__init__ = init  # type: ignore[method-assign]
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in BREAKS:
         print(f"usage: python -m hil.rig.broken {{{','.join(BREAKS)}}} -- ARGS...",
               file=sys.stderr)
         return 2
     {"no-stale-guard": _no_stale_guard, "ignore-reserve": _ignore_reserve,
-     "no-clock-guard": _no_clock_guard, **MQTT_BREAKS}[argv[0]]()
+     "no-clock-guard": _no_clock_guard, "no-tank-guard": _no_tank_guard,
+     **MQTT_BREAKS}[argv[0]]()
     rest = argv[1:]
     if rest and rest[0] == "--":
         rest = rest[1:]

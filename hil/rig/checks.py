@@ -162,7 +162,10 @@ def check_tank_max(rec: RunRecord) -> Check:
     mx = float(tank["max_c"])
     bad = [f"t={r.t_s:.1f}s tank {r.state.tank_c:.2f} °C" for r in rec.rows
            if r.state.tank_c > mx]
-    return Check("tank_max", not bad, f"max {mx} °C", bad[:10])
+    temps = [r.state.tank_c for r in rec.rows if r.state.tank_c == r.state.tank_c]
+    hottest = max(temps, default=float("nan"))
+    return Check("tank_max", not bad, f"hottest {hottest:.2f} °C, max {mx:g} °C", bad[:10],
+                 {"hottest_tank_c": round(hottest, 2), "tank_max_c": mx})
 
 
 def check_stale_to_zero(rec: RunRecord) -> Check:

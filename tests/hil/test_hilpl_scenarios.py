@@ -221,3 +221,20 @@ async def test_full_battery_and_winter_night(tmp_path: Path) -> None:
     # Winter night: no PV, the miners buy power below their value and heat the tank.
     assert _figs(night)["import_caused_wh"] > 5
     assert hilkit.statuses(night)["tank_max"] == "passed"
+
+
+async def test_tank_near_max_holds_and_a_controller_without_tank_guard_overheats(
+        tmp_path: Path) -> None:
+    """A tank target 1 K under max and a tank that gains 0.3 K/s at full power: the real
+    controller keeps it under max_c; without the tank loop and limits the tank passes
+    max_c until the satellite's own cut-off (max + 2 K) opens the contactor."""
+    good, bad = await asyncio.gather(hilkit.run("tank-near-max", tmp_path),
+                                     hilkit.run("tank-near-max", tmp_path, "no-tank-guard"))
+    assert good["passed"], json.dumps(good, indent=1)
+    figs = _figs(good)
+    assert 68.0 < figs["tank_max.hottest_tank_c"] <= 70.0  # it did get close
+    assert figs["trips"].get("tank_max", 0) > 0  # held by the hard limit, not the loop alone
+    assert not bad["passed"]
+    assert hilkit.statuses(bad)["tank_max"] == "failed"
+    # Nothing but the board's own cut-off at 72 °C stopped it (and stopped it there).
+    assert 71.5 < _figs(bad)["tank_max.hottest_tank_c"] < 73.0

@@ -7,7 +7,8 @@ drain the battery and the reserve cap is gone. `no-clock-guard`: tick records ca
 raw wall clock (controller/runtime/wallclock.py bypassed), so a clock step back drops
 ledger samples. `no-tank-guard`: the controller has no tank loop and no tank limits (the
 miners heat the tank with whatever surplus there is; only the satellite's own cut-off is
-left). Only the HIL rig's self-test uses this; never a site.
+left). `no-import-limit`: the miners' import limit is gone (the main fuse's and the
+contract's). Only the HIL rig's self-test uses this; never a site.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from controller.control.controller import Controller
 from controller.control.types import Measurements, Reading
 from hil.rig.broken_mqtt import MQTT_BREAKS  # ignore-dr-cap, ignore-tank-stale, ...
 
-BREAKS = ("no-stale-guard", "ignore-reserve", "no-clock-guard", "no-tank-guard", *MQTT_BREAKS)
+BREAKS = ("no-stale-guard", "ignore-reserve", "no-clock-guard", "no-tank-guard",
+          "no-import-limit", *MQTT_BREAKS)
 
 
 def _no_stale_guard() -> None:
@@ -73,6 +75,17 @@ def _no_tank_guard() -> None:
     Controller.__init__ = init  # type: ignore[method-assign]
 
 
+def _no_import_limit() -> None:
+    """The miners may import whatever they like: the fuse is not looked at."""
+    orig = Controller.__init__
+
+    def init(self: Controller, *a: Any, **k: Any) -> None:
+        orig(self, *a, **k)
+        self._miner_import_limit_w = float("inf")
+
+    Controller.__init__ = init  # type: ignore[method-assign]
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in BREAKS:
         print(f"usage: python -m hil.rig.broken {{{','.join(BREAKS)}}} -- ARGS...",
@@ -80,6 +93,7 @@ def main(argv: list[str]) -> int:
         return 2
     {"no-stale-guard": _no_stale_guard, "ignore-reserve": _ignore_reserve,
      "no-clock-guard": _no_clock_guard, "no-tank-guard": _no_tank_guard,
+     "no-import-limit": _no_import_limit,
      **MQTT_BREAKS}[argv[0]]()
     rest = argv[1:]
     if rest and rest[0] == "--":

@@ -238,3 +238,30 @@ async def test_tank_near_max_holds_and_a_controller_without_tank_guard_overheats
     assert hilkit.statuses(bad)["tank_max"] == "failed"
     # Nothing but the board's own cut-off at 72 °C stopped it (and stopped it there).
     assert 71.5 < _figs(bad)["tank_max.hottest_tank_c"] < 73.0
+
+
+async def test_a_tight_import_limit_holds_while_buying_and_a_controller_without_it_fails(
+        tmp_path: Path) -> None:
+    """The winter night's price rule wants every miner; a 1200 W import limit allows about
+    700 W of them. The real controller stays within it; without the import limit the miners
+    take their full 1.5 kW and the import_limit check fails (the fuse-trip guard).
+
+    Known bug, found by this scenario (docs/hil.md): with the S9 started 55 W above its
+    minimum under the cap, the meter sees its ramp before its own readback does, the
+    estimated house load jumps, the cap falls below the S9's minimum and it is forced off
+    2.4 s after each start (min_on_off fails). Reported as xfail until it is fixed."""
+    good, bad = await asyncio.gather(
+        hilkit.run("winter-night-tight-limit", tmp_path),
+        hilkit.run("winter-night-tight-limit", tmp_path, "no-import-limit"))
+    st = hilkit.statuses(good)
+    figs = _figs(good)
+    assert st["import_limit"] == "passed", json.dumps(good, indent=1)
+    assert figs["import_limit.limit_w"] == 1200.0
+    assert 300.0 < figs["import_limit.peak_import_w"] <= 1200.0  # bought, within the limit
+    assert hilkit.statuses(bad)["import_limit"] == "failed"
+    assert _figs(bad)["import_limit.peak_import_w"] > 1300.0
+    others = {k: v for k, v in st.items() if k != "min_on_off"}
+    assert set(others.values()) <= {"passed", "skipped"}, json.dumps(good, indent=1)
+    if st["min_on_off"] == "failed":
+        pytest.xfail("known: the S9 is forced off 2.4 s after each start under a tight "
+                     "import cap (meter vs readback skew during its ramp)")

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import mqtt_observer
 import numpy as np
 import simkit
 import tomli_w
@@ -90,13 +91,8 @@ class WriteLog:
             await asyncio.sleep(0.01)
 
 
-async def until(cond: Callable[[], bool], timeout_s: float, what: str) -> float:
-    t0 = time.monotonic()
-    while not cond():
-        if time.monotonic() - t0 > timeout_s:
-            raise AssertionError(f"not within {timeout_s} s: {what}")
-        await asyncio.sleep(0.1)
-    return time.monotonic() - t0
+
+until = mqtt_observer.until  # the DR tests' poll (tests/mqtt_observer.py)
 
 
 def site_file(tmp: Path) -> Path:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,42 +16,14 @@ from typing import Any
 
 import brokerkit
 import drkit
-import paho.mqtt.client as mqtt
+import mqtt_observer
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 SITE = "demo-house"
 CAP_W = 300.0
 LIMIT_S = 1.0
 
 
-class Client:
-    """A small MQTT v5 client that keeps the last message per topic."""
-
-    def __init__(self, broker: brokerkit.Broker, user: str, pw: str) -> None:
-        self.c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2,
-                             client_id=f"dr-test-{user}", protocol=mqtt.MQTTv5)
-        self.c.username_pw_set(user, pw)
-        self.last: dict[str, Any] = {}
-        self.lock = threading.Lock()
-        self.connected = threading.Event()
-        self.c.on_message = self._on_message
-        self.c.on_connect = lambda *a: self.connected.set()
-        self.c.connect(broker.host, broker.port)
-        self.c.loop_start()
-        assert self.connected.wait(15)
-
-    def _on_message(self, client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        with self.lock:
-            self.last[msg.topic] = json.loads(msg.payload) if msg.payload else None
-
-    def get(self, topic: str) -> Any:
-        with self.lock:
-            return self.last.get(topic)
-
-    def close(self) -> None:
-        self.c.disconnect()
-        self.c.loop_stop()
 
 
 @pytest.fixture
@@ -72,7 +43,7 @@ async def test_dr_mqtt_cap_within_1s_and_absorb(tmp_path: Path, broker: brokerki
         "password_file": "mqtt.pw", "discovery": False, "telemetry_interval_s": 0.5,
         "telemetry_refresh_s": 5, "state_expiry_s": 30})
     proc = drkit.HearthProcess(cfg, tmp_path)
-    agg = Client(broker, "agg", "agg-pw")
+    agg = mqtt_observer.Observer(broker, "agg", "agg-pw", "dr-test-agg")
     base = f"hearth/{SITE}"
     agg.c.subscribe([(f"{base}/state/dr", 1), (f"{base}/cmd/+/result", 1),
                      (f"{base}/state/control", 0)])

@@ -17,21 +17,19 @@ import json
 import os
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import brokerkit
 import httpx
+import mqtt_observer
 import numpy as np
-import paho.mqtt.client as mqtt
 import pytest
 import simkit
 import tomli_w
-from paho.mqtt.enums import CallbackAPIVersion
+from mqtt_observer import until
 
 from hil.site import EmulatedSite
 
@@ -40,31 +38,6 @@ BASE = f"hearth/{SITE}"
 SURPLUS_W = 1000.0
 
 
-class Client:
-    def __init__(self, broker: brokerkit.Broker, user: str, pw: str) -> None:
-        self.c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2,
-                             client_id=f"plan-test-{user}", protocol=mqtt.MQTTv5)
-        self.c.username_pw_set(user, pw)
-        self.last: dict[str, Any] = {}
-        self.lock = threading.Lock()
-        connected = threading.Event()
-        self.c.on_message = self._on_message
-        self.c.on_connect = lambda *a: connected.set()
-        self.c.connect(broker.host, broker.port)
-        self.c.loop_start()
-        assert connected.wait(15)
-
-    def _on_message(self, client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        with self.lock:
-            self.last[msg.topic] = json.loads(msg.payload) if msg.payload else None
-
-    def get(self, topic: str) -> Any:
-        with self.lock:
-            return self.last.get(topic)
-
-    def close(self) -> None:
-        self.c.disconnect()
-        self.c.loop_stop()
 
 
 @pytest.fixture
@@ -73,12 +46,6 @@ def broker(tmp_path: Path) -> Iterator[brokerkit.Broker]:
         yield b
 
 
-async def _until(cond: Callable[[], bool], timeout_s: float, what: str) -> None:
-    t0 = time.monotonic()
-    while not cond():
-        if time.monotonic() - t0 > timeout_s:
-            raise AssertionError(f"not within {timeout_s} s: {what}")
-        await asyncio.sleep(0.1)
 
 
 def _series(start: datetime, n: int, imp: float, exp: float) -> list[dict[str, Any]]:
@@ -125,20 +92,20 @@ async def test_prices_file_and_cmd_prices_drive_the_plan(tmp_path: Path,
             [sys.executable, "-m", "controller.cli", "--log-level", "INFO", "run", "--config",
              str(cfg_path), "--no-ledger"], stdout=log, stderr=subprocess.STDOUT,
             cwd=simkit.ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    agg = Client(broker, "agg", "agg-pw")
+    agg = mqtt_observer.Observer(broker, "agg", "agg-pw", "plan-test-agg")
     agg.c.subscribe([(f"{BASE}/state/plan", 1), (f"{BASE}/cmd/+/result", 1)])
     try:
         # -- 1. negative prices from the file: the plan buys for the miners ----------------
         def plan_doc() -> Any:
             return agg.get(f"{BASE}/state/plan")
 
-        await _until(lambda: (plan_doc() or {}).get("plan") is not None, 60, "state/plan")
+        await until(lambda: (plan_doc() or {}).get("plan") is not None, 60, "state/plan")
         doc = plan_doc()
         slot0 = doc["plan"]["slots"][0]
         assert slot0["import_price"] == -0.05 and slot0["export_price"] == -0.1
-        await _until(lambda: ((plan_doc() or {}).get("plan_min_w") or 0) > 1000, 30,
+        await until(lambda: ((plan_doc() or {}).get("plan_min_w") or 0) > 1000, 30,
                      "a buy floor in the plan")
-        await _until(lambda: sum(site.state.miner_w.values()) > SURPLUS_W + 200, 60,
+        await until(lambda: sum(site.state.miner_w.values()) > SURPLUS_W + 200, 60,
                      "miners above the surplus (buying at a negative price)")
         assert site.state.grid_w > 100
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{hmi_port}") as http:
@@ -151,15 +118,15 @@ async def test_prices_file_and_cmd_prices_drive_the_plan(tmp_path: Path,
             # -- 2. cmd/prices: a dear series replaces the file's ---------------------------
             dear = _series(start, 40, 0.90, 0.05)
             agg.c.publish(f"{BASE}/cmd/prices", json.dumps({"prices": dear, "id": "p1"}), qos=1)
-            await _until(lambda: (agg.get(f"{BASE}/cmd/prices/result") or {}).get("id") == "p1",
+            await until(lambda: (agg.get(f"{BASE}/cmd/prices/result") or {}).get("id") == "p1",
                          15, "answer to cmd/prices")
             ans = agg.get(f"{BASE}/cmd/prices/result")
             assert ans["ok"] is True and ans["applied"]["series"]["periods"] == 40
-            await _until(lambda: ((plan_doc() or {}).get("plan") or {}).get("slots", [{}])[0]
+            await until(lambda: ((plan_doc() or {}).get("plan") or {}).get("slots", [{}])[0]
                          .get("import_price") == 0.9, 30, "a plan on the new prices")
             assert plan_doc()["reasons"].get("prices", 0) >= 1
             assert plan_doc()["plan_min_w"] is None  # no floor: the price rule decides
-            await _until(lambda: sum(site.state.miner_w.values()) < SURPLUS_W + 100, 60,
+            await until(lambda: sum(site.state.miner_w.values()) < SURPLUS_W + 100, 60,
                          "miners back to the surplus")
             r = await http.get("/api/plan")
             assert r.json()["plan"]["slots"][0]["import_price"] == 0.9
@@ -168,7 +135,7 @@ async def test_prices_file_and_cmd_prices_drive_the_plan(tmp_path: Path,
         bad = _series(start, 2, 0.1, 0.1)
         bad[1]["time"] = "2026-01-01T00:00:00"  # no offset
         agg.c.publish(f"{BASE}/cmd/prices", json.dumps({"prices": bad, "id": "p2"}), qos=1)
-        await _until(lambda: (agg.get(f"{BASE}/cmd/prices/result") or {}).get("id") == "p2",
+        await until(lambda: (agg.get(f"{BASE}/cmd/prices/result") or {}).get("id") == "p2",
                      15, "refusal of a bad series")
         ans = agg.get(f"{BASE}/cmd/prices/result")
         assert ans["ok"] is False

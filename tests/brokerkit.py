@@ -47,22 +47,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from hil.rig.broker import free_port as _rig_free_port
+
 __all__ = ["MOSQUITTO", "Broker", "BrokerError", "Pki", "free_port", "wait_until"]
 
 MOSQUITTO = os.environ.get("MOSQUITTO", "/usr/sbin/mosquitto")
 HOST = "127.0.0.1"
+# A TCP port on 127.0.0.1 that was free a moment ago (the broker retries on a race); the
+# HIL rig's broker uses the same one.
+free_port = _rig_free_port
 
 
 class BrokerError(RuntimeError):
     """The broker could not be started (the message includes its log)."""
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (the broker retries on a race)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def wait_until(

@@ -12,13 +12,13 @@ ledger shows the curtailed energy paid at the activation rate, and availability.
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import brokerkit
 import drkit
 from openleadr import OpenADRServer
 
@@ -30,17 +30,11 @@ ACT_RATE = Decimal("0.50")  # EUR per kWh curtailed
 LIMIT_S = 1.0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Vtn:
     """An openleadr VTN for one VEN, recording registrations and opt responses."""
 
     def __init__(self) -> None:
-        self.port = _free_port()
+        self.port = brokerkit.free_port()
         self.server = OpenADRServer(vtn_id="TEST_VTN", http_port=self.port,
                                     http_host="127.0.0.1",
                                     requested_poll_freq=timedelta(seconds=10),

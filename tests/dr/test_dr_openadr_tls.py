@@ -6,7 +6,6 @@ from the right CA but not the one the VTN knows for that venID (fingerprint)."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,12 +21,6 @@ from openleadr.utils import certificate_fingerprint
 from controller.config import parse_site
 from controller.runtime.dr import DrSchedule
 from controller.runtime.openadr import Ven
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -57,7 +50,7 @@ async def test_dr_openadr_over_tls_with_signed_messages(tmp_path: Path,
         registered.append(info)
         return "ven-house", "reg-1"
 
-    port = _free_port()
+    port = brokerkit.free_port()
     vtn = OpenADRServer(vtn_id="TEST_VTN", http_port=port, http_host="127.0.0.1",
                         cert=str(pki.server_cert), key=str(pki.server_key),
                         http_cert=str(pki.server_cert), http_key=str(pki.server_key),

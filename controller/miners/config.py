@@ -99,6 +99,11 @@ class LuxosSettings(_Common):
 class AvalonSettings(_Common):
     api: Literal["avalon"]
     port: Port = 4028
+    level_command: Literal["workmode", "worklevel"] = Field(
+        default="workmode",
+        description="ascset option that sets the level: 'workmode' (Avalon API document, "
+                    "Nano 3S) or 'worklevel' (pyasic); the other is tried once if refused",
+    )
 
 
 class ShellySettings(_Common):

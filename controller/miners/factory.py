@@ -100,7 +100,9 @@ def _kwargs(s: DriverSettings, clock: Callable[[], float]) -> dict[str, Any]:
             kw["switch_id"] = s.switch_id
         else:
             kw |= {"topic": s.topic, "username": s.username, "password": s.password}
-    elif isinstance(s, LuxosSettings | AvalonSettings | CgminerSettings):
+    elif isinstance(s, AvalonSettings):
+        kw["level_command"] = s.level_command
+    elif isinstance(s, LuxosSettings | CgminerSettings):
         pass
     return kw
 

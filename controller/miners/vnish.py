@@ -1,17 +1,24 @@
 """Vnish (Antminer aftermarket firmware) over its REST API: autotune presets by watts.
 
-Source: VNish API reference (Vnish 1.2.x, `/docs` on the miner; community transcription
-"VNish API Documentation" for the Antminer S19):
-- `POST /api/v1/unlock` {pw} -> {token}; protected calls send `Authorization: Bearer <token>`,
-  401 when it is no longer valid (re-unlock once).
-- `GET /api/v1/autotune/presets` -> [{name: "1100", pretty: "1100 watt ~ 53 TH", ...}]: the
-  power levels the firmware offers; `GET /api/v1/perf-summary` -> current_preset.name.
-- `POST /api/v1/settings` {"miner": {"overclock": {"preset": <name>}}} selects a preset
-  (the web UI's own call; the preset switch retunes live).
-- `GET /api/v1/summary` -> miner.power_consumption (W), miner.hr_realtime (GH/s),
-  miner.chip_temp.max, miner.miner_status.miner_state.
+Sources: VNish API reference (Vnish 1.2.x, `/docs` on the miner; community transcription
+"VNish API Documentation" for the Antminer S19) and pyasic's client
+(UpstreamData/pyasic `pyasic/web/vnish.py`, `pyasic/miners/backends/vnish.py`, v0.79):
+- `POST /api/v1/unlock` {pw} -> {token}. The token goes in `Authorization` *bare* for
+  `mining/*`, `settings`, `autotune/presets`, `summary`, `perf-summary`, and as
+  `Bearer <token>` only for `system/*` (pyasic VNishWebAPI.send_command). 401 when it is no
+  longer valid (re-unlock once).
+- `GET /api/v1/autotune/presets` -> {"presets": [{name: "1100", pretty: "1100 watt ~ 53 TH",
+  status: "tuned", ...}]} (a bare list on older builds): the power levels offered.
+- `GET /api/v1/settings` -> {"miner": {"overclock": {"preset": <name>, ...}, ...}}; the
+  preset is changed by POSTing the whole `overclock` section read back, with `preset`
+  replaced: {"miner": {"overclock": {...}}} (pyasic set_power_limit). The reply is
+  {"restart_required": false, ...} *even when the preset was not taken*, so the readback
+  (`settings` -> miner.overclock.preset, what the write changes) is what confirms it.
+- `GET /api/v1/summary` -> miner.power_usage (W; `power_consumption` in the older
+  transcription), miner.hr_realtime (GH/s), miner.chip_temp.max,
+  miner.miner_status.miner_state.
 - `POST /api/v1/mining/pause` / `resume`.
-Vnish's percent throttle is not in that document, so presets (stepped) are what this driver
+Vnish's percent throttle is not in those sources, so presets (stepped) are what this driver
 controls; the miner's `profiles_w` must name presets the firmware offers.
 """
 
@@ -63,18 +70,26 @@ class VnishDriver(MinerDriver):
             raise ValueError("unlock reply has no token")
         self._token = token
 
+    @staticmethod
+    def auth_header(path: str, token: str) -> str:
+        """Bare token, except `Bearer` for /api/v1/system/* (as pyasic sends it)."""
+        return f"Bearer {token}" if path.startswith("/api/v1/system") else token
+
     async def _req(self, method: str, path: str, body: Any = None) -> Any:
         if self._token is None:
             await self._login()
+        assert self._token is not None
         try:
             return await self.http.request(method, path, body,
-                                           {"Authorization": f"Bearer {self._token}"})
+                                           {"Authorization": self.auth_header(path,
+                                                                              self._token)})
         except AuthExpired:
             self._token = None
             raise
 
     async def _prepare(self) -> None:
-        presets = await self._req("GET", "/api/v1/autotune/presets")
+        reply = await self._req("GET", "/api/v1/autotune/presets")
+        presets = reply["presets"] if isinstance(reply, dict) else reply
         self._presets = {}
         for p in presets:
             w = preset_watts(p)
@@ -88,7 +103,7 @@ class VnishDriver(MinerDriver):
 
     async def _read(self) -> Telemetry:
         m = (await self._req("GET", "/api/v1/summary"))["miner"]
-        perf = await self._req("GET", "/api/v1/perf-summary")
+        preset = (await self._req("GET", "/api/v1/settings"))["miner"]["overclock"]["preset"]
         state_txt = str(m["miner_status"]["miner_state"])
         state = {"mining": State.RUNNING, "running": State.RUNNING, "starting": State.BOOTING,
                  "initializing": State.BOOTING, "auto-tuning": State.RUNNING,
@@ -98,10 +113,12 @@ class VnishDriver(MinerDriver):
             raise ValueError(f"unknown miner_state {state_txt!r}")
         ghs = float(m["hr_realtime"])
         temp = (m.get("chip_temp") or {}).get("max")
-        cur = perf.get("current_preset") or {}
         detail = str(m["miner_status"].get("description", "")) if state is State.OVERHEAT else ""
-        return Telemetry(state, float(m["power_consumption"]), ghs / 1000.0,
-                         float(temp) if temp is not None else None, preset_watts(cur), detail)
+        power = m["power_usage"] if "power_usage" in m else m["power_consumption"]
+        by_name = {v: k for k, v in self._presets.items()}
+        target = by_name.get(str(preset), preset_watts({"name": preset}))
+        return Telemetry(state, float(power), ghs / 1000.0,
+                         float(temp) if temp is not None else None, target, detail)
 
     async def _write_target(self, target_w: float) -> None:
         if not self._presets:
@@ -109,7 +126,10 @@ class VnishDriver(MinerDriver):
         name = self._presets.get(target_w)
         if name is None:
             raise FirmwareRefused(f"no Vnish preset for {target_w:.0f} W")
-        await self._req("POST", "/api/v1/settings", {"miner": {"overclock": {"preset": name}}})
+        current = await self._req("GET", "/api/v1/settings")
+        overclock = dict(current["miner"]["overclock"])
+        overclock["preset"] = name
+        await self._req("POST", "/api/v1/settings", {"miner": {"overclock": overclock}})
 
     async def _pause(self) -> None:
         await self._req("POST", "/api/v1/mining/pause")

@@ -4,13 +4,22 @@ Source: Whatsminer API V3.0.x (apidoc.whatsminer.com):
 - framing: 4-byte little-endian length + JSON, both directions; reply {code, when, msg, desc}
   with code 0 on success.
 - `get.device.info` param "salt" -> msg.salt; every `set.*` carries {ts, account, token} with
-  token = first 8 chars of base64(sha256(cmd + password + salt + ts)). A rotated salt or a
+  token = first 8 chars of base64(sha256(cmd + password + salt + ts)) (pyasic
+  `rpc/btminer.py` BTMinerV3RPCAPI.send_command computes the same). A rotated salt or a
   stale ts is refused: the driver fetches the salt again once (auth expiry).
-- `set.miner.power_percent` param {percent, mode: "fast"}: fast mode changes power without
-  restarting btminer (the v2 `set_power_pct` restarted it).
+- `set.miner.power_percent` param {"percent": "<n>", "mode": "fast"}: the percent is sent
+  as a *string*. MicroBT's own v3 Python example (`whatsminer_interface.py`,
+  set_miner_power_percent: `percent + ''`) does so, and another production client notes
+  the firmware reads it with cJSON's valuestring although the document says Number.
+  Fast mode changes power without restarting btminer (the v2 `set_power_pct` restarted it).
 - `set.miner.service` param "stop" | "start": mining off/on with the control board alive.
 - `get.miner.status` param "summary" -> msg.summary {power-realtime (W), hash-realtime
-  (TH/s), chip-temp-avg (°C), power-limit, ...}.
+  (TH/s), chip-temp-avg (°C), power-limit, ...} (pyasic BTMinerV3 reads the same keys).
+- Readback compares what the write changes: the percent. `get.miner.setting` ->
+  msg["power-percent"] when the firmware reports it. `power-limit` is a separate cap
+  (`set.miner.power_limit`) that a percent write leaves alone, so it only narrows the range
+  (never compared with the target). Without `power-percent` the write is confirmed by its
+  code 0 and the measured power (`settle`).
 The percent is relative to `rated_power_w` (the power at 100 %; default max_power_w).
 """
 
@@ -96,12 +105,27 @@ class WhatsminerDriver(MinerDriver):
     def percent_for(self, watts: float) -> int:
         return max(0, min(100, round(100 * watts / self.rated_power_w)))
 
+    async def _prepare(self) -> None:
+        s = (await self._get("get.miner.status", "summary"))["summary"]
+        limit = s.get("power-limit")
+        if limit is not None and float(limit) > 0:
+            self._narrow_range(None, float(limit))
+
+    async def _percent_held(self) -> float | None:
+        """The firmware's power percent (get.miner.setting), None when it does not say."""
+        try:
+            setting = await self._get("get.miner.setting")
+        except DriverError:
+            return None
+        pct = setting.get("power-percent") if isinstance(setting, dict) else None
+        return float(pct) if pct is not None else None
+
     async def _read(self) -> Telemetry:
         s = (await self._get("get.miner.status", "summary"))["summary"]
         power = float(s["power-realtime"])
         ths = float(s["hash-realtime"])
         temp = s.get("chip-temp-avg")
-        limit = s.get("power-limit")
+        pct = await self._percent_held()
         state_txt = s.get("miner-state")  # not in every firmware: derived when missing
         if state_txt is None:
             state = State.RUNNING if ths > 0 else State.BOOTING if power > 0 else State.PAUSED
@@ -114,13 +138,13 @@ class WhatsminerDriver(MinerDriver):
         if state is State.RUNNING and ths <= 0:
             state = State.BOOTING
         return Telemetry(state, power, ths, float(temp) if temp is not None else None,
-                         float(limit) if limit is not None else None,
+                         self.rated_power_w * pct / 100 if pct is not None else None,
                          "btminer stopped by thermal protection" if state is State.OVERHEAT
                          else "")
 
     async def _write_target(self, target_w: float) -> None:
         await self._set("set.miner.power_percent",
-                        {"percent": self.percent_for(target_w), "mode": self.mode})
+                        {"percent": str(self.percent_for(target_w)), "mode": self.mode})
 
     def _same(self, a: float, b: float) -> bool:
         return self.percent_for(a) == self.percent_for(b)

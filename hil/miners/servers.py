@@ -24,6 +24,9 @@ class Emulator:
         self.miner = miner
         self.port = 0
         self._release = asyncio.Event()
+        # Every request as it arrived on the wire (tests pin drivers to the vendor's format):
+        # TCP: the decoded JSON; HTTP: {"method", "path", "authorization", "body"}.
+        self.seen: list[Any] = []
 
     async def _hang_gate(self) -> None:
         if self.miner.hang:
@@ -52,6 +55,13 @@ class HttpEmulator(Emulator):
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> HttpEmulator:
         @web.middleware
         async def hang(request: web.Request, handler: Any) -> web.StreamResponse:
+            text = await request.text() if request.can_read_body else ""
+            body: Any = text or None
+            with contextlib.suppress(ValueError):
+                body = json.loads(text)
+            self.seen.append({"method": request.method, "path": request.path,
+                              "authorization": request.headers.get("Authorization"),
+                              "body": body})
             await self._hang_gate()
             resp: web.StreamResponse = await handler(request)
             return resp
@@ -95,6 +105,7 @@ class TcpEmulator(Emulator):
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             request = await self.read_request(reader)
+            self.seen.append(request)
             await self._hang_gate()
             writer.write(self.encode_reply(await self.handle(request)))
             await writer.drain()

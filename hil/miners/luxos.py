@@ -3,6 +3,9 @@
 One session at a time (`logon` while one is active -> Code 402 "Another session is
 active"); `expire_session()` invalidates it so the next write is answered "Invalid session
 id" and the driver must log on again. Profiles come from the miner's `profiles_w`.
+`version` names LUXminer and the model (pyasic identifies LuxOS by it, and takes the
+model from VERSION[0].Type); `stats` carries the chains as pyasic's LUXMiner backend reads
+them (STATS[1]: chain_rate<i>, chain_acn<i>, temp_chip<i> / temp_pcb<i> as "a-b-c-d").
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from hil.miners.servers import CgminerFraming
 
 
 class LuxosEmulator(CgminerFraming):
-    def __init__(self, miner: EmulatedMiner) -> None:
+    def __init__(self, miner: EmulatedMiner, model: str = "Antminer S9") -> None:
         super().__init__(miner)
+        self.model = model
         self.session: str | None = None
         levels = miner.cfg.profiles_w or [miner.cfg.max_power_w]
         self.profiles = {f"{int(w)}W": float(w) for w in levels}
@@ -79,6 +83,19 @@ class LuxosEmulator(CgminerFraming):
             return self._ok("Config", CONFIG=[{"Profile": name, "Overheat": m.overheated,
                                                "CurtailMode": "Sleep" if self.curtailed
                                                else "None"}])
+        if cmd == "version":
+            return self._ok("LUXminer versions", VERSION=[{
+                "API": "3.7", "LUXminer": "2025.1.10.173927-4e2c1e3a", "Miner": "2025.1.10",
+                "Type": self.model}])
+        if cmd == "stats":
+            t = round(m.temp_c)
+            chains: dict[str, Any] = {"Elapsed": 100}
+            for i in (1, 2, 3):
+                chains |= {f"chain_rate{i}": round(m.hashrate_ths * 1000 / 3, 2),
+                           f"chain_acn{i}": 63, f"temp_chip{i}": f"{t}-{t}-{t}-{t}",
+                           f"temp_pcb{i}": f"{t}-{t}-{t}-{t}"}
+            return self._ok("Stats", STATS=[{"STATS": 0, "ID": "LUX0", "Type": self.model},
+                                            chains])
         if cmd == "temps":
             return self._ok("Temps", TEMPS=[{"ID": 0, "Board": round(m.temp_c, 1)}])
         return self._err(14, f"Invalid command {cmd!r}")

@@ -188,6 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
     from hil.rig.cli import register as register_hil
 
     register_hil(sub)
+
+    from hil.miners.cli import register as register_emulate
+
+    register_emulate(sub)
     return p
 
 

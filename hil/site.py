@@ -24,13 +24,10 @@ from typing import Any
 
 from controller.config import SiteConfig, parse_site
 from controller.control.types import Measurements, MinerCommand, Reading
-from controller.miners.axeos import PowerCurve
 from controller.trace.reader import Trace, read_trace
-from hil.miners.axeos import AxeOsEmulator
-from hil.miners.braiins import BraiinsEmulator
 from hil.miners.core import EmulatedMiner
-from hil.miners.servers import HttpEmulator
-from hil.miners.shelly import ShellyEmulator
+from hil.miners.factory import emulator_for
+from hil.miners.servers import Emulator
 from hil.modbus.feed import values_from_measurements
 from hil.modbus.image import DeviceImage
 from hil.modbus.server import EmulatedDevice, ModbusEmulator
@@ -68,15 +65,14 @@ class SiteState:
     miner_w: dict[str, float] = field(default_factory=dict)
 
 
-def _emulator_for(api: str, miner: EmulatedMiner, driver: dict[str, Any]) -> HttpEmulator:
-    if api == "braiins-os":
-        return BraiinsEmulator(miner, password=DEMO_PASSWORD)
-    if api == "axeos":
-        return AxeOsEmulator(miner, PowerCurve.load(str(driver.get("curve", "bitaxe-gamma"))))
-    if api == "shelly":
-        return ShellyEmulator(miner, switch_id=int(driver.get("switch_id", 0)))
-    raise ValueError(f"no emulator for miner API {api!r} in the emulated site "
-                     "(braiins-os, axeos, shelly)")
+def _emulator_for(api: str, miner: EmulatedMiner, driver: dict[str, Any]) -> Emulator:
+    """Lab credentials: the site file's literal password, else the demo one."""
+    return emulator_for(api, miner, {**driver, "password": _lab_password(driver)})
+
+
+def _lab_password(driver: dict[str, Any]) -> str:
+    pw = driver.get("password")
+    return str(pw) if pw is not None else DEMO_PASSWORD
 
 
 class EmulatedSite:
@@ -96,7 +92,7 @@ class EmulatedSite:
         self._heats_tank = {m.name: m.heats_tank for m in self.cfg.miners}
         self.modbus = ModbusEmulator([EmulatedDevice(GX_UNIT, DeviceImage("victron-gx"))],
                                      name="gx")
-        self.miner_emulators: dict[str, HttpEmulator] = {}
+        self.miner_emulators: dict[str, Emulator] = {}
         self.modbus_port = 0
         self.state = SiteState()
         self.pv_offset_w = 0.0  # a test can step PV up or down on top of the trace
@@ -144,8 +140,9 @@ class EmulatedSite:
         for m in self.site_dict["miners"]:
             drv = dict(m.get("driver", {}))
             drv.update(host="127.0.0.1", port=self.miner_emulators[m["name"]].port)
-            if drv.get("api") == "braiins-os":
-                drv["password"] = DEMO_PASSWORD
+            if drv.get("api") in ("braiins-os", "whatsminer", "vnish"):
+                drv["password"] = _lab_password(drv)
+                drv.pop("password_env", None)
             if drv.get("api") == "axeos":
                 drv["min_write_interval_s"] = 0
             miners.append({**m, "driver": drv})

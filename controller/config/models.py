@@ -395,6 +395,17 @@ class ControlSection(Strict):
     off_delay_s: Annotated[float, Field(ge=0)] = Field(
         default=120.0, description="Too little power this long stops a miner (soft limits)"
     )
+    start_horizon_s: Annotated[float, Field(gt=0, le=86_400)] = Field(
+        default=900.0,
+        description="A start costs the surplus lost while the miner boots, spread over this "
+        "expected run: a new miner starts (or replaces a running one) only for more watts "
+        "than that",
+    )
+    import_weight: Annotated[float, Field(ge=0, le=100)] = Field(
+        default=2.0,
+        description="Choosing which miners run: one watt imported weighs as much as this many "
+        "watts of surplus left unused",
+    )
     battery_soc_hysteresis_pct: Annotated[float, Field(ge=0, le=20)] = 2.0
     # Price rules (docs/modes.md): the supervisor's decisions above the loops.
     price_hysteresis_per_kwh: Annotated[float, Field(ge=0, le=1)] = Field(

@@ -34,6 +34,35 @@ class MinerState:
     stop_unconfirmed: bool = False
 
 
+_EFFICIENCY_WEIGHT = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class _Kind:
+    """Miners that are interchangeable for the on/off choice (same model and settings)."""
+
+    cfg: MinerConfig
+    min_w: float
+    max_w: float
+    ths_per_w: float
+    start_penalty_w: float
+
+
+class _Combo(NamedTuple):
+    """One choice of how many miners of each kind run, and what it needs and gives."""
+
+    counts: tuple[int, ...]
+    lo_w: float  # summed minimums (not heating the tank)
+    hi_w: float
+    lo_tank_w: float  # the same for the tank-heating miners
+    hi_tank_w: float
+    starts_w: float  # start penalty of the miners it would start
+    new: bool  # it starts a miner
+    base: bool  # exactly the miners that must run
+    base_ths: float  # hash rate with every member at its minimum
+    fill: tuple[tuple[float, float], ...]  # (room above minimum W, TH/s per W), best first
+
+
 class Budgets(NamedTuple):  # NamedTuples: built every tick, several times cheaper
     available_w: float  # steady-state estimate, for on/off decisions
     target_w: float  # what the loops want now, spread over running miners
@@ -62,6 +91,8 @@ class Allocator:
         on_hysteresis_w: float,
         on_delay_s: float,
         off_delay_s: float,
+        start_horizon_s: float = 900.0,
+        import_weight: float = 2.0,
     ) -> None:
         # Most efficient first; ties keep configuration order.
         self.miners = sorted(miners, key=lambda m: m.best_j_per_th)
@@ -72,6 +103,24 @@ class Allocator:
         self.on_hysteresis_w = on_hysteresis_w
         self.on_delay_s = on_delay_s
         self.off_delay_s = off_delay_s
+        self.import_weight = import_weight
+        self._best_j_per_th = min((m.best_j_per_th for m in miners), default=1.0)
+        # Miners whose firmware cannot pause (seen in their readback): held at their minimum.
+        self.no_pause: frozenset[str] = frozenset()
+        groups: dict[tuple[object, ...], list[MinerConfig]] = {}
+        for m in self.miners:
+            key = (m.actuation, m.min_power_w, m.max_power_w, m.heats_tank, m.restart_s,
+                   m.min_on_s, m.min_off_s, tuple((p.power_w, p.j_per_th) for p in m.efficiency),
+                   self._levels[m.name])
+            groups.setdefault(key, []).append(m)
+        self._combos: dict[tuple[tuple[int, int, int], ...], list[_Combo]] = {}
+        self._smallest_start_w = min((m.min_power_w for m in miners), default=0.0) + on_hysteresis_w
+        self._kinds: list[tuple[_Kind, list[str]]] = [
+            (_Kind(ms[0], ms[0].min_power_w, ms[0].max_power_w, 1.0 / ms[0].best_j_per_th,
+                   ms[0].restart_s * ms[0].min_power_w / start_horizon_s),
+             [m.name for m in ms])
+            for ms in groups.values()
+        ]
 
     # -- manual ---------------------------------------------------------------------------
 
@@ -101,43 +150,180 @@ class Allocator:
 
     # -- on/off ---------------------------------------------------------------------------
 
-    def _decide_running(self, b: Budgets, now: float, pinned: Collection[str]) -> None:
-        total_left = min(b.available_w, b.hard_cap_w)
-        tank_left = min(b.tank_target_w, b.hard_tank_cap_w)
+    def _decide_running(self, b: Budgets, now: float, pinned: Collection[str],
+                        tick_s: float) -> None:
+        """Which miners should run: the set that best absorbs the steady-state budget.
+
+        Every tick the allocator scores the combinations of free miners (identical miners
+        grouped, so it is a count per kind, not 2^n subsets): watts absorbed within the
+        miners' ranges, minus an import penalty where their minimums exceed the budget,
+        minus a start penalty (the surplus lost while a miner boots, spread over
+        `start_horizon_s`), plus a tie-break on efficiency. Miners inside their minimum
+        on/off times are fixed. A running miner is preferred over an equal one that would
+        have to start, so two miners never swap for a few watts. The chosen set is then
+        followed with the on/off delays: a miner wanted on for `on_delay_s` starts, one
+        unwanted for `off_delay_s` stops.
+        """
+        budget = max(min(b.available_w, b.hard_cap_w), 0.0)
+        tank_budget = max(min(b.tank_target_w, b.hard_tank_cap_w), 0.0)
+        # Running miners are judged against the best set regardless of minimum on/off
+        # times (their off delay runs while the minimum on-time holds them); stopped
+        # miners against the best set given the miners that must stay on.
+        held = idle = True  # any running miner held by its minimum on-time / any running
+        for m in self.miners:
+            st = self.state[m.name]
+            if st.running and m.name not in self.no_pause and m.name not in pinned:
+                idle = False
+                if now - st.switched_at_s < m.min_on_s:
+                    break
+        else:
+            held = False
+        if idle and budget < self._smallest_start_w:
+            # Nothing runs and nothing could start (a night): nothing to choose.
+            keep = start = frozenset[str]()
+        else:
+            start = self._best_set(budget, tank_budget, now, pinned, honour_min_on=True)
+            keep = (self._best_set(budget, tank_budget, now, pinned, honour_min_on=False)
+                    if held else start)
         for m in self.miners:
             if m.name in pinned:
                 continue
             st = self.state[m.name]
-            room = min(total_left, tank_left) if m.heats_tank else total_left
+            if m.name in self.no_pause:
+                # A miner whose firmware cannot pause is held at its minimum when not
+                # wanted: it never stops, so it never starts either.
+                if not st.running:
+                    self._switch(st, True, now)
+                continue
             if st.running:
+                want = m.name in keep
                 st.want_on_since_s = None
-                if room >= m.min_power_w:
+                if want:
                     st.want_off_since_s = None
-                elif st.want_off_since_s is None:
+                    continue
+                if st.want_off_since_s is None:
                     st.want_off_since_s = now
-                if (
-                    st.want_off_since_s is not None
-                    and now - st.want_off_since_s >= self.off_delay_s
-                    and now - st.switched_at_s >= m.min_on_s
-                ):
+                # A delay that ends before the next tick has ended: a dip is not ridden
+                # for a whole long tick, a start is not put off by one.
+                if (now - st.want_off_since_s + tick_s > self.off_delay_s
+                        and now - st.switched_at_s >= m.min_on_s):
                     self._switch(st, False, now)
             else:
+                want = m.name in start
                 st.want_off_since_s = None
-                if room >= m.min_power_w + self.on_hysteresis_w:
-                    if st.want_on_since_s is None:
-                        st.want_on_since_s = now
-                    if (
-                        now - st.want_on_since_s >= self.on_delay_s
-                        and now - st.switched_at_s >= m.min_off_s
-                    ):
-                        self._switch(st, True, now)
-                else:
+                if not want:
                     st.want_on_since_s = None
-            if st.running:
-                take = min(max(room, m.min_power_w), m.max_power_w)
-                total_left -= take
-                if m.heats_tank:
-                    tank_left -= take
+                    continue
+                if st.want_on_since_s is None:
+                    st.want_on_since_s = now
+                if (now - st.want_on_since_s + tick_s > self.on_delay_s
+                        and now - st.switched_at_s >= m.min_off_s):
+                    self._switch(st, True, now)
+
+    def _best_set(self, budget: float, tank_budget: float, now: float,
+                  pinned: Collection[str], honour_min_on: bool) -> frozenset[str]:
+        # Per kind of miner: its members in preference order (running first, the fixed
+        # ones before them, then the longest stopped) and how many are fixed on.
+        kinds: list[tuple[list[str], int, int, int]] = []  # members, running, fixed, free
+        for kind, names in self._kinds:
+            free = [n for n in names if n not in pinned] if pinned else names
+            if not free:
+                kinds.append(([], 0, 0, 0))
+                continue
+            m = kind.cfg
+            running: list[str] = []
+            stopped: list[str] = []
+            n_fixed = 0
+            for n in free:
+                st = self.state[n]
+                if st.running:
+                    if n in self.no_pause or (honour_min_on
+                                              and now - st.switched_at_s < m.min_on_s):
+                        running.insert(n_fixed, n)
+                        n_fixed += 1
+                    else:
+                        running.append(n)
+                else:
+                    stopped.append(n)
+            if len(stopped) > 1:
+                stopped.sort(key=lambda n: self.state[n].switched_at_s)
+            kinds.append((running + stopped, len(running), n_fixed, len(free)))
+        key = tuple((k[1], k[2], k[3]) for k in kinds)
+        combos = self._combos.get(key)
+        if combos is None:
+            if len(self._combos) > 256:
+                self._combos.clear()
+            combos = self._combos[key] = self._enumerate(key)
+        hyst = self.on_hysteresis_w
+        best_score = -math.inf
+        best: tuple[int, ...] | None = None
+        for c in combos:
+            lo_all = c.lo_w + c.lo_tank_w
+            over = max(lo_all - budget, 0.0) + max(c.lo_tank_w - tank_budget, 0.0)
+            # A start must fit, with the hysteresis: starting into import never pays. A
+            # running set whose minimums do not fit is not wanted either (its miners ride
+            # the dip at their minimum for the off delay, then stop), unless it is the
+            # set the minimum on-times force.
+            if (over > 0.0 and not c.base) or (c.new and lo_all + hyst > budget):
+                continue
+            absorbed = min(budget, c.hi_w + min(c.hi_tank_w, max(tank_budget, c.lo_tank_w)))
+            # Hash rate at the absorbed power, most efficient kinds filled first (as the
+            # spread does), as watts at the site's best efficiency: a tie-break worth a
+            # tenth of the watts, so efficiency picks among equal captures.
+            extra = absorbed - lo_all
+            ths = c.base_ths
+            for room_w, ths_per_w in c.fill:
+                if extra <= 0.0:
+                    break
+                add = room_w if room_w < extra else extra
+                ths += add * ths_per_w
+                extra -= add
+            score = (absorbed - self.import_weight * over - c.starts_w
+                     + _EFFICIENCY_WEIGHT * ths * self._best_j_per_th)
+            if score > best_score + 1e-9 or best is None:
+                best_score, best = score, c.counts
+        if best is None:
+            return frozenset()
+        return frozenset(n for (members, _r, _f, _n), c in zip(kinds, best, strict=True)
+                         for n in members[:c])
+
+    def _enumerate(self, key: tuple[tuple[int, int, int], ...]) -> list[_Combo]:
+        """Every count per kind within [fixed on, free], with what it needs and gives.
+
+        Depends only on how many miners of each kind run, are fixed and are free, which
+        changes at switches: cached, so a tick only evaluates a handful of sums."""
+        out: list[_Combo] = []
+        counts = [k[1] for k in key]
+        base = tuple(counts)
+        while True:
+            lo = hi = lo_t = hi_t = starts_w = base_ths = 0.0
+            new = False
+            fill: list[tuple[float, float]] = []
+            for (kind, _names), (n_running, _fixed, _free), c in zip(
+                    self._kinds, key, counts, strict=True):
+                if not c:
+                    continue
+                if c > n_running:
+                    new = True
+                    starts_w += (c - n_running) * kind.start_penalty_w
+                if kind.cfg.heats_tank:
+                    lo_t += c * kind.min_w
+                    hi_t += c * kind.max_w
+                else:
+                    lo += c * kind.min_w
+                    hi += c * kind.max_w
+                base_ths += c * kind.min_w * kind.ths_per_w
+                fill.append((c * (kind.max_w - kind.min_w), kind.ths_per_w))
+            out.append(_Combo(tuple(counts), lo, hi, lo_t, hi_t, starts_w, new,
+                              tuple(counts) == base, base_ths, tuple(fill)))
+            for j in range(len(key)):
+                if counts[j] < key[j][2]:
+                    counts[j] += 1
+                    break
+                counts[j] = key[j][1]
+            else:
+                break
+        return out
 
     @staticmethod
     def _switch(st: MinerState, running: bool, now: float) -> None:
@@ -153,6 +339,14 @@ class Allocator:
         total_left = min(b.target_w, b.hard_cap_w)
         tank_left = min(b.tank_target_w, b.hard_tank_cap_w)
         out: dict[str, float] = {}
+        # What the running miners after this one need at least: leave it to them, so the
+        # spread adds up to the target instead of overshooting it by their minimums.
+        rest_min = rest_min_t = 0.0
+        for m in self.miners:
+            if m.name not in pinned and self.state[m.name].running:
+                rest_min += m.min_power_w
+                if m.heats_tank:
+                    rest_min_t += m.min_power_w
         for m in self.miners:
             if m.name in pinned:
                 out[m.name] = pinned[m.name] if self.state[m.name].running else 0.0
@@ -160,7 +354,12 @@ class Allocator:
             if not self.state[m.name].running:
                 out[m.name] = 0.0
                 continue
-            room = min(total_left, tank_left) if m.heats_tank else total_left
+            rest_min -= m.min_power_w
+            if m.heats_tank:
+                rest_min_t -= m.min_power_w
+                room = min(total_left - rest_min, tank_left - rest_min_t)
+            else:
+                room = total_left - rest_min
             p = min(max(room, m.min_power_w), m.max_power_w)
             levels = self._levels[m.name]
             if levels is not None:
@@ -242,7 +441,7 @@ class Allocator:
         pinned: Mapping[str, float] = manual_w or {}
         if pinned:
             b = self._take_manual(b, pinned, now)
-        self._decide_running(b, now, pinned)
+        self._decide_running(b, now, pinned, deadline_s)
         targets = self._spread(b, pinned)
         forced: list[str] = []
         tank_members = [m for m in self.miners if m.heats_tank]
@@ -263,5 +462,34 @@ class Allocator:
             ):
                 t = st.target_w
             st.target_w = t if st.running else 0.0
-            commands.append(MinerCommand(name, st.running, st.target_w))
+            reason, left = self._reason(m, st, now, name in pinned, name in forced)
+            commands.append(MinerCommand(name, st.running, st.target_w, reason, left))
         return Allocation(tuple(commands), tuple(forced))
+
+    def _reason(self, m: MinerConfig, st: MinerState, now: float, pinned: bool,
+                forced: bool) -> tuple[str, float | None]:
+        """Why this miner is not running (or is about to stop), and for how long at most.
+
+        `no_room` means the budget has no place for it; the controller turns it into the
+        limit that set the budget (not enough surplus, a price, a safety trip)."""
+        if forced:
+            return "forced_off", None
+        if pinned:
+            return ("", None) if st.running else ("manual_off", None)
+        if st.running:
+            if m.name in self.no_pause:
+                return "", None
+            if st.want_off_since_s is not None:
+                left = max(self.off_delay_s - (now - st.want_off_since_s),
+                           m.min_on_s - (now - st.switched_at_s), 0.0)
+                return "off_delay", left
+            return "", None
+        min_off_left = m.min_off_s - (now - st.switched_at_s)
+        if st.want_on_since_s is not None:
+            on_left = self.on_delay_s - (now - st.want_on_since_s)
+            if min_off_left > on_left:
+                return "min_off", max(min_off_left, 0.0)
+            return "on_delay", max(on_left, 0.0)
+        if min_off_left > 0.0:
+            return "min_off", min_off_left
+        return "no_room", None

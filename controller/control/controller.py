@@ -76,7 +76,8 @@ class Controller:
             if cfg.battery is not None
             else None
         )
-        self.allocator = Allocator(cfg.miners, c.on_hysteresis_w, c.on_delay_s, c.off_delay_s)
+        self.allocator = Allocator(cfg.miners, c.on_hysteresis_w, c.on_delay_s, c.off_delay_s,
+                                   c.start_horizon_s, c.import_weight)
         self._tank_miners = frozenset(m.name for m in cfg.miners if m.heats_tank)
         # What a kWh through each miner is worth (BTC; plus displaced backup heat when the
         # tank wants heat), most efficient first: below that import price, buying pays.
@@ -105,8 +106,42 @@ class Controller:
             else 0.0
         )
         self._last_now: float | None = None
+        # Per miner: the two latest readbacks (t_prev, t_last, p_prev, p_last).
+        self._readbacks: dict[str, tuple[float, float, float, float]] = {}
+        self._ramp_w_per_s = {mc.name: mc.ramp_w_per_s for mc in cfg.miners}
+        self._restart_s = {mc.name: mc.restart_s for mc in cfg.miners}
         self._wants_heat = False
         self.debug: StepDebug | None = None
+
+    def _miners_at(self, m: Measurements, t_s: float, actual: dict[str, float],
+                   stale_s: float, now: float) -> float:
+        """The miners' total power at time `t_s`, from each readback moved along the ramp
+        toward its last target (forward) or taken from the readback before (backward)."""
+        total = 0.0
+        hist = self._readbacks
+        for name, st in self.allocator.state.items():
+            r = m.miners.get(name)
+            if r is None or now - r.at_s > stale_s:
+                total += actual[name]
+                continue
+            prev = hist.get(name)
+            if prev is None or prev[1] != r.at_s:
+                hist[name] = (prev[1] if prev is not None else r.at_s, r.at_s,
+                              prev[3] if prev is not None else r.power_w, r.power_w)
+            t0, t1, p0, p1 = hist[name]
+            if t_s >= t1:
+                # Forward: no faster than the ramp, not before its boot is over, no further
+                # than the target.
+                boot_end = st.switched_at_s + self._restart_s[name] if st.running else t1
+                reach = self._ramp_w_per_s[name] * max(t_s - max(t1, boot_end), 0.0)
+                target = st.target_w if st.running else 0.0
+                p = min(p1 + reach, target) if target > p1 else max(p1 - reach, target)
+            elif t_s <= t0 or t1 <= t0:
+                p = p0
+            else:
+                p = p0 + (p1 - p0) * (t_s - t0) / (t1 - t0)
+            total += p
+        return total
 
     def worth_buying_w(self, import_price_per_kwh: float, tank_wants_heat: bool) -> float:
         """Miner power worth buying from the grid at this price: the miners whose value per
@@ -130,6 +165,8 @@ class Controller:
             r = m.miners.get(name)
             if r is not None and now - r.at_s <= stale_s:
                 actual[name] = r.power_w
+                if not r.can_pause and name not in self.allocator.no_pause:
+                    self.allocator.no_pause = self.allocator.no_pause | {name}
                 if st.stop_unconfirmed and r.can_pause:
                     if seen_running is None:
                         seen_running = {}
@@ -158,7 +195,12 @@ class Controller:
                 assert m.grid_power_w is not None
                 grid_w = m.grid_power_w.value
                 limit = self._miner_import_limit_w
-                caps.append((limit - grid_w + actual_total, "import_limit"))
+                # The house's own load is the meter less the miners *at the moment the
+                # meter sampled*: readbacks taken at another moment (a ramping miner seen
+                # by the meter before its own readback) would make the load estimate jump
+                # and the cap with it, stopping a miner right after each start.
+                at_meter = self._miners_at(m, m.grid_power_w.at_s, actual, stale_s, now)
+                caps.append((limit - grid_w + at_meter, "import_limit"))
                 if grid_w > limit:
                     trips.append(Trip(
                         "import_limit",
@@ -382,4 +424,10 @@ class Controller:
             available_w=available, hard_cap_w=hard_cap, hard_tank_cap_w=hard_tank_cap,
             actual_w=actual_total, battery_policy=policy, limiter=limiter,
         )
-        return Commands(alloc.commands, total, mode.value, limiter, tuple(trips))
+        # A miner without room is held off by whatever set the budget: say which.
+        why = "not_enough_surplus" if limiter in ("grid", "island") else limiter
+        commands = alloc.commands
+        if any(cmd.reason == "no_room" for cmd in commands):
+            commands = tuple(cmd._replace(reason=why) if cmd.reason == "no_room" else cmd
+                             for cmd in commands)
+        return Commands(commands, total, mode.value, limiter, tuple(trips))

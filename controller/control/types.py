@@ -55,6 +55,11 @@ class MinerCommand(NamedTuple):
     name: str
     run: bool  # False: pause (API miners) or switch off (relay miners)
     power_target_w: float  # 0 when not running
+    # Why a miner does not run (or is about to stop), in the controller's own words, for
+    # people: a stable code (docs/design.md lists them) and the seconds until it may
+    # change, when that is known. Empty for a miner running normally.
+    reason: str = ""
+    reason_left_s: float | None = None
 
 
 class Trip(NamedTuple):

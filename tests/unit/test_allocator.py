@@ -157,3 +157,75 @@ def test_a_miner_found_running_after_a_restart_is_not_stopped_to_count_its_off_t
     a = _alloc(_miner("s9", 600, 1400, 80, min_on_s=3, min_off_s=5))
     out = a.allocate(_b(1400), {"s9": 1400}, 0, deadline_s=1.0, seen_running={"s9": True})
     assert [c.name for c in out.commands if c.run] == ["s9"]
+
+
+# -- the on/off choice (issue 15): capture first, no swaps for a few watts, no starts into
+#    import, the spread adds up, no-pause miners held at their minimum, reasons ------------
+
+def test_a_running_miner_is_not_swapped_for_a_few_more_watts() -> None:
+    """An S9 absorbs 1400 W of 1560 W; a bigger miner of the same efficiency (min 1500 W)
+    could take all 1560 W, but its start loses its boot (restart_s at min power, spread over
+    the start horizon, 200 W): 160 W more is not worth a swap. At 2600 W it is."""
+    s19 = _miner("s19", 1500, 3300, 98, restart_s=120)
+    s9 = _miner("s9", 600, 1400, 98, restart_s=90)
+    a = _alloc(s19, s9)
+    assert _targets(a, _b(1400), 0) == {"s9": 1400}
+    assert _targets(a, _b(1560), 400) == {"s9": 1400}
+    assert _targets(a, _b(1560), 1000) == {"s9": 1400}
+    t = _targets(a, _b(2600), 1400)
+    assert t["s19"] >= 1500 and sum(t.values()) <= 2600 + 1e-6
+
+
+def test_a_start_never_goes_into_import_but_a_running_set_rides_a_dip() -> None:
+    a = _alloc(_miner("m", 600, 1400, 80, min_on_s=0, min_off_s=0), delay=60)
+    assert _targets(a, _b(640), 0) == {}  # 600 + 50 W hysteresis does not fit in 640
+    assert _targets(a, _b(640), 100) == {}
+    _targets(a, _b(900), 200)
+    assert _targets(a, _b(900), 260) == {"m": 900}
+    # A dip below its minimum: it rides at its minimum for the off delay, then stops.
+    assert _targets(a, _b(500), 300) == {"m": 600}
+    assert _targets(a, _b(500), 359) == {"m": 600}
+    assert _targets(a, _b(500), 360) == {}
+
+
+def test_the_spread_leaves_their_minimum_to_the_miners_after() -> None:
+    a = _alloc(_miner("big", 1500, 3300, 29), _miner("small", 600, 1400, 98))
+    assert _targets(a, _b(4000), 0) == {"big": 3300, "small": 700}
+    # Less power: the efficient one gives way down to what the other needs at least.
+    assert _targets(a, _b(2200), 10) == {"big": 1600, "small": 600}
+
+
+def test_identical_miners_are_one_choice_and_the_longest_stopped_starts() -> None:
+    a = _alloc(_miner("a", 600, 1400, 80, min_off_s=0), _miner("b", 600, 1400, 80, min_off_s=0))
+    assert _targets(a, _b(1000), 0) == {"a": 1000}
+    assert _targets(a, _b(2500), 1) == {"a": 1400, "b": 1100}
+
+
+def test_a_miner_that_cannot_pause_is_held_at_its_minimum_and_never_restarted() -> None:
+    a = _alloc(_miner("bitaxe", 15, 20, 16, min_on_s=300, min_off_s=300),
+               _miner("s9", 600, 1400, 80))
+    a.no_pause = frozenset({"bitaxe"})
+    out = a.allocate(_b(0), {}, 0, deadline_s=1.0)
+    cmd = {c.name: c for c in out.commands}
+    assert cmd["bitaxe"].run and cmd["bitaxe"].power_target_w == 15
+    assert not cmd["s9"].run
+    for t in (10, 400, 800):
+        out = a.allocate(_b(0), {"bitaxe": 15}, t, deadline_s=1.0)
+        assert {c.name: c.run for c in out.commands}["bitaxe"]
+    assert a.state["bitaxe"].switched_at_s == 0  # one start, never stopped
+
+
+def test_each_miner_says_why_it_is_not_running_and_for_how_long() -> None:
+    a = _alloc(_miner("m", 600, 1400, 80, min_on_s=300, min_off_s=300), delay=60)
+    out = a.allocate(_b(100), {}, 0, deadline_s=1.0)
+    assert (out.commands[0].reason, out.commands[0].reason_left_s) == ("no_room", None)
+    out = a.allocate(_b(1000), {}, 10, deadline_s=1.0)
+    assert out.commands[0].reason == "on_delay" and out.commands[0].reason_left_s == 60
+    out = a.allocate(_b(1000), {}, 70, deadline_s=1.0)
+    assert out.commands[0].run and out.commands[0].reason == ""
+    out = a.allocate(_b(100), {"m": 1000}, 100, deadline_s=1.0)
+    assert out.commands[0].reason == "off_delay"
+    assert out.commands[0].reason_left_s == 270  # min_on holds it until t=370
+    a.allocate(_b(100), {"m": 600}, 370, deadline_s=1.0)
+    out = a.allocate(_b(1000), {"m": 0}, 400, deadline_s=1.0)
+    assert out.commands[0].reason == "min_off" and out.commands[0].reason_left_s == 270

@@ -87,9 +87,40 @@ def _compare(args: argparse.Namespace) -> int:
 
         bound = perfect_foresight(cfg, trace)
         summaries.append(bound_summary(summaries[0], bound.value))
+    if not args.no_ceiling:
+        from controller.plan.ceiling import ceiling
+        from controller.sim.compare import with_ceiling
+
+        summaries = with_ceiling(summaries, ceiling(cfg, trace, time_limit_s=args.time_limit))
     print(render_comparison(summaries))
     if args.summary:
         Path(args.summary).write_text(json.dumps(summaries, indent=2) + "\n")
+    return 0
+
+
+def _bound(args: argparse.Namespace) -> int:
+    from controller.config import load_site
+    from controller.plan.ceiling import ceiling, render_ceiling, write_schedule
+    from controller.trace.reader import read_trace
+
+    cfg = load_site(args.config)
+    trace = read_trace(args.trace, cfg)
+    objectives = ("capture", "value") if args.objective == "both" else (args.objective,)
+    if "capture" not in objectives:
+        objectives = ("capture", *objectives)
+    res = ceiling(cfg, trace, window_steps=args.window_steps, time_limit_s=args.time_limit,
+                  objectives=objectives, allow_import=args.allow_import,
+                  restart_cost=args.restart_cost, jobs=args.jobs)
+    summary = res.summary()
+    if not args.no_loose:
+        from controller.plan.bound import perfect_foresight
+
+        summary["loose_bound_value"] = round(perfect_foresight(cfg, trace).value, 2)
+    if args.schedule:
+        write_schedule(res, trace, args.schedule)
+    if args.summary:
+        Path(args.summary).write_text(json.dumps(summary, indent=2) + "\n")
+    print(render_ceiling(summary))
     return 0
 
 
@@ -164,8 +195,35 @@ def build_parser() -> argparse.ArgumentParser:
                       default="persistence",
                       help="also run hearth with the day-ahead plan on this forecast")
     cmp_.add_argument("--no-bound", action="store_true",
-                      help="skip the perfect-foresight optimum (an LP over the whole trace)")
+                      help="skip the loose bound (the relaxed LP over the whole trace)")
+    cmp_.add_argument("--no-ceiling", action="store_true",
+                      help="skip the ceiling (`hearth bound`'s MILP) and the %% of ceiling rows")
+    cmp_.add_argument("--time-limit", type=float, default=10.0, metavar="S",
+                      help="ceiling: solver time per window and objective (default 10)")
     cmp_.set_defaults(func=_compare)
+
+    bnd = sub.add_parser("bound", help="the ceiling: perfect foresight over the plant's miner "
+                         "model (a MILP in rolling windows): most surplus captured without "
+                         "import, and most net value")
+    bnd.add_argument("--config", required=True, help="site TOML")
+    bnd.add_argument("--trace", required=True, help="trace CSV (.csv or .csv.gz)")
+    bnd.add_argument("--objective", choices=["both", "capture", "value"], default="both")
+    bnd.add_argument("--time-limit", type=float, default=10.0, metavar="S",
+                     help="solver time per window and objective; past it the proven bound "
+                          "counts and the gap is reported (default 10)")
+    bnd.add_argument("--window-steps", type=int, metavar="N",
+                     help="steps per window (default: solar midnight to solar midnight, cut "
+                          "into pieces of at most 240 steps)")
+    bnd.add_argument("--jobs", type=int, help="windows solved at once (default: up to 2)")
+    bnd.add_argument("--allow-import", action="store_true",
+                     help="capture: let the miners import (then it bounds every policy)")
+    bnd.add_argument("--restart-cost", type=float, default=0.0, metavar="MONEY",
+                     help="value: wear cost per miner start, in the site currency")
+    bnd.add_argument("--schedule", help="write the per-step miner powers (CSV) here")
+    bnd.add_argument("--summary", help="write the figures as JSON here")
+    bnd.add_argument("--no-loose", action="store_true",
+                     help="skip the loose bound (the relaxed LP) beside the ceiling")
+    bnd.set_defaults(func=_bound)
 
     from controller.bridge.cli import register as register_installer
     from controller.devices.cli import register as register_devices

@@ -6,7 +6,10 @@ exactly what the miners' control is worth."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from controller.plan.ceiling import CeilingResult
 
 _ROWS: tuple[tuple[str, str, str], ...] = (
     ("pv_kwh", "PV used", "{:.1f} kWh"),
@@ -16,6 +19,8 @@ _ROWS: tuple[tuple[str, str, str], ...] = (
     ("miner_from_battery_kwh", "  from battery", "{:.2f} kWh"),
     ("miner_from_grid_kwh", "  from grid", "{:.2f} kWh"),
     ("surplus_capture", "surplus capture", "{:.1%}"),
+    ("miner_from_surplus_kwh", "miner energy from surplus", "{:.2f} kWh"),
+    ("capture_of_ceiling", "  % of capture ceiling", "{:.1%}"),
     ("export_kwh", "export", "{:.1f} kWh"),
     ("import_kwh", "import", "{:.1f} kWh"),
     ("heat_to_tank_kwh", "heat into tank", "{:.1f} kWh"),
@@ -36,6 +41,7 @@ _ROWS: tuple[tuple[str, str, str], ...] = (
     ("backup_heat_cost", "backup heat cost", "{}"),
     ("tank_heat_change_value", "tank heat change", "{}"),
     ("net_value", "net value", "{}"),
+    ("value_of_ceiling", "  % of value ceiling", "{:.1%}"),
     ("plan_replans", "plan re-plans", "{}"),
 )
 
@@ -49,9 +55,38 @@ def _cell(value: Any, fmt: str) -> str:
 
 
 def bound_summary(like: dict[str, Any], value: float) -> dict[str, Any]:
-    """A column for the perfect-foresight optimum: only its net value is meaningful."""
+    """A column for the loose bound (the relaxed perfect-foresight LP: miners from 0 W, no
+    on/off): only its net value is meaningful."""
     return {k: like[k] for k in ("site", "trace", "hours", "step_s", "currency")} | {
-        "controller": "perfect foresight", "net_value": f"{value:.2f}"}
+        "controller": "loose bound", "net_value": f"{value:.2f}"}
+
+
+def with_ceiling(summaries: list[dict[str, Any]], res: CeilingResult) -> list[dict[str, Any]]:
+    """Each policy as a share of the ceiling (`hearth bound`), and a column for it.
+
+    Capture: the policy's miner energy from surplus / the capture ceiling (most surplus
+    absorbed with no miner-caused import). Value: what the miners add to the net value
+    over a site without them, / what they add at the ceiling."""
+    cap = res.capture.bound
+    val = res.value.bound if res.value is not None else None
+    base = res.baseline_value
+    out = []
+    for s in summaries:
+        s = dict(s)
+        if s.get("miner_from_surplus_kwh") is not None and cap > 0:
+            s["capture_of_ceiling"] = s["miner_from_surplus_kwh"] / cap
+        if val is not None and s.get("net_value") is not None and val > base \
+                and s.get("controller") != "loose bound":
+            s["value_of_ceiling"] = (float(s["net_value"]) - base) / (val - base)
+        out.append(s)
+    first = summaries[0]
+    col: dict[str, Any] = {k: first[k] for k in ("site", "trace", "hours", "step_s",
+                                                 "currency")}
+    col |= {"controller": "ceiling", "miner_from_surplus_kwh": cap,
+            "capture_of_ceiling": 1.0}
+    if val is not None:
+        col |= {"net_value": f"{val:.2f}", "value_of_ceiling": 1.0}
+    return [*out, col]
 
 
 def render_comparison(summaries: list[dict[str, Any]]) -> str:

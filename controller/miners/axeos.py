@@ -4,11 +4,14 @@ Source: ESP-Miner `main/http_server/openapi.yaml` (bitaxeorg/ESP-Miner):
 - `GET /api/system/info` -> power (W), hashRate (GH/s), temp (°C, chip average), frequency
   (MHz), coreVoltage (mV, configured), overheat_mode (1 after thermal protection).
 - `PATCH /api/system` {frequency, coreVoltage} -> 200, or 400 "Invalid settings provided".
-No pause/resume endpoint exists in that document, so this driver declares `can_pause =
-False` (pair the board with a relay to switch it off). Every PATCH is written to NVS flash,
-so writes are rate-limited (`min_write_interval_s`). `POST /api/system/restart` is never
-called: if a firmware version only applies a new frequency after a restart, the readback
-shows it and the write is reported `not_applied`.
+Pause: the current document has `POST /api/system/pause` / `resume` and reports
+`miningPaused` in SystemInfo; older AxeOS builds have neither. So pausing is opt-in
+(`use_pause = true` in the driver table, for firmware that has it): without it the driver
+declares `can_pause = False` (pair the board with a relay to switch it off); with it, a
+firmware that answers `/api/system/info` without `miningPaused` is refused with that reason.
+Every PATCH is written to NVS flash, so writes are rate-limited (`min_write_interval_s`).
+`POST /api/system/restart` is never called: if a firmware version only applies a new
+frequency after a restart, the readback shows it and the write is reported `not_applied`.
 
 The curve (power <-> frequency, voltage) is data: `controller/miners/profiles/*.toml`.
 """
@@ -21,7 +24,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from controller.miners.base import Capabilities, Control, MinerDriver, State, Telemetry
+from controller.miners.base import (
+    Capabilities,
+    Control,
+    FirmwareRefused,
+    MinerDriver,
+    State,
+    Telemetry,
+)
 from controller.miners.transport import HttpJson
 
 PROFILES_DIR = Path(__file__).parent / "profiles"
@@ -91,15 +101,17 @@ class AxeOsDriver(MinerDriver):
     document = "ESP-Miner openapi.yaml (AxeOS HTTP API)"
 
     def __init__(self, cfg: Any, *, host: str, port: int, curve: PowerCurve,
-                 **kw: Any) -> None:
+                 use_pause: bool = False, **kw: Any) -> None:
         self.curve = curve
+        self.use_pause = use_pause
+        self._has_pause: bool | None = None  # does the firmware report miningPaused?
         super().__init__(cfg, **kw)
         self.http = HttpJson(host, port, self.timeout_s)
         self._narrow_range(curve.min_power_w, curve.max_power_w)
 
     def _capabilities(self, min_write_interval_s: float, settle_margin_s: float) -> Capabilities:
         caps = super()._capabilities(min_write_interval_s, settle_margin_s)
-        return replace(caps, can_pause=False)
+        return replace(caps, can_pause=self.use_pause)
 
     async def _read(self) -> Telemetry:
         info = await self.http.request("GET", "/api/system/info")
@@ -107,8 +119,11 @@ class AxeOsDriver(MinerDriver):
         ghs = float(info["hashRate"])
         freq = float(info["frequency"])
         overheat = int(info.get("overheat_mode", 0) or 0) == 1
+        self._has_pause = "miningPaused" in info
         if overheat:
             state, detail = State.OVERHEAT, "overheat_mode = 1 (thermal protection)"
+        elif info.get("miningPaused") is True:
+            state, detail = State.PAUSED, ""
         else:
             state, detail = (State.RUNNING if ghs > 0 else State.BOOTING), ""
         return Telemetry(state, power, ghs / 1000.0, float(info["temp"]),
@@ -122,6 +137,20 @@ class AxeOsDriver(MinerDriver):
         freq, volt = self.curve.settings_for(target_w)
         await self.http.request("PATCH", "/api/system",
                                 {"frequency": freq, "coreVoltage": volt}, ok=(200, 204))
+
+    async def _pause_or_resume(self, action: str) -> None:
+        if self._has_pause is None:
+            await self._read()
+        if not self._has_pause:
+            raise FirmwareRefused("this AxeOS build reports no miningPaused: it has no "
+                                  f"/api/system/{action} (set use_pause = false)")
+        await self.http.request("POST", f"/api/system/{action}", ok=(200, 204))
+
+    async def _pause(self) -> None:
+        await self._pause_or_resume("pause")
+
+    async def _resume(self) -> None:
+        await self._pause_or_resume("resume")
 
     async def close(self) -> None:
         await self.http.close()

@@ -74,6 +74,11 @@ class AxeOsSettings(_Common):
     min_write_interval_s: Annotated[float, Field(ge=0)] = Field(
         default=30.0, description="AxeOS writes NVS flash on every PATCH: at most one per this"
     )
+    use_pause: bool = Field(
+        default=False,
+        description="Pause with POST /api/system/pause (firmware whose SystemInfo reports "
+                    "miningPaused); off: no pause, pair the board with a relay",
+    )
 
 
 class WhatsminerSettings(_Common, _Secret):

@@ -87,7 +87,8 @@ def _kwargs(s: DriverSettings, clock: Callable[[], float]) -> dict[str, Any]:
     if isinstance(s, BraiinsSettings):
         kw |= {"username": s.username, "password": s.resolve_password("")}
     elif isinstance(s, AxeOsSettings):
-        kw |= {"curve": PowerCurve.load(s.curve), "min_write_interval_s": s.min_write_interval_s}
+        kw |= {"curve": PowerCurve.load(s.curve), "min_write_interval_s": s.min_write_interval_s,
+               "use_pause": s.use_pause}
     elif isinstance(s, WhatsminerSettings):
         kw |= {"account": s.account, "password": s.resolve_password(""),
                "rated_power_w": s.rated_power_w, "mode": s.mode}

@@ -28,8 +28,9 @@ BOARDS = {"bitaxe-gamma": ("BM1370", "601", "Gamma", 1, 2040),
 
 class AxeOsEmulator(HttpEmulator):
     def __init__(self, miner: EmulatedMiner, curve: PowerCurve,
-                 board: str = "bitaxe-gamma") -> None:
+                 board: str = "bitaxe-gamma", has_pause: bool = True) -> None:
         super().__init__(miner)
+        self.has_pause = has_pause  # False: an older AxeOS build (no pause, no miningPaused)
         self.curve = curve
         self.board = BOARDS[board]
         self.frequency = curve.settings_for(miner.target_w)[0]
@@ -41,8 +42,9 @@ class AxeOsEmulator(HttpEmulator):
         app.router.add_get("/api/system/info", self.info)
         app.router.add_get("/api/system/asic", self.asic)
         app.router.add_patch("/api/system", self.patch)
-        app.router.add_post("/api/system/pause", self.pause)
-        app.router.add_post("/api/system/resume", self.resume)
+        if self.has_pause:
+            app.router.add_post("/api/system/pause", self.pause)
+            app.router.add_post("/api/system/resume", self.resume)
 
     async def root(self, _r: web.Request) -> web.Response:
         return web.Response(text="<!doctype html><html><head><title>AxeOS</title></head>"
@@ -68,7 +70,7 @@ class AxeOsEmulator(HttpEmulator):
         ghs = m.hashrate_ths * 1000
         model, board, _device, count, cores = self.board
         temp = round(m.temp_c, 1)
-        return {
+        info: dict[str, Any] = {
             "ASICModel": model, "apEnabled": 0, "autofanspeed": 1, "bestDiff": 1.2e9,
             "bestSessionDiff": 3.4e7, "boardVersion": board, "coreVoltage": self.core_voltage,
             "coreVoltageActual": self.core_voltage - 8, "current": round(power / 5 * 1000, 1),
@@ -107,6 +109,9 @@ class AxeOsEmulator(HttpEmulator):
             "blockFound": 0, "coinbaseValueTotalSatoshis": 312500000,
             "coinbaseValueUserSatoshis": 312500000, "miningPaused": m.paused,
             "statsLimit": 360, "partitions": [], "useCustomWWW": 0}
+        if not self.has_pause:
+            del info["miningPaused"]
+        return info
 
     async def info(self, _r: web.Request) -> web.Response:
         return web.json_response(self.system_info())

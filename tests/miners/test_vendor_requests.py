@@ -168,3 +168,38 @@ async def test_avalon_softoff_carries_a_timestamp_and_the_reply_says_success() -
         assert off.startswith("0,softoff,1:") and off.split(":")[1].isdigit()
         assert rg.miner.paused
 
+
+
+# -- AxeOS pause (ESP-Miner openapi.yaml: POST /api/system/pause, resume; miningPaused) -----
+
+
+@pytest.mark.parametrize("has_pause", [True, False])
+async def test_axeos_pauses_only_firmware_that_has_pause(has_pause: bool) -> None:
+    from controller.miners.axeos import PowerCurve
+    from controller.miners.base import State
+    from hil.miners.axeos import AxeOsEmulator
+    from hil.miners.core import EmulatedMiner
+
+    cfg = site([miner_entry("b", "bitaxe", {"api": "shelly", "host": "x"})]).miners[0]
+    miner = EmulatedMiner(cfg)
+    emu = await AxeOsEmulator(miner, PowerCurve.load("bitaxe-gamma"),
+                              has_pause=has_pause).start()
+    drv = build_drivers(site([miner_entry("b", "bitaxe", {
+        "api": "axeos", "host": "127.0.0.1", "port": emu.port, "use_pause": True,
+        "min_write_interval_s": 0, "timeout_s": 0.6})]))["b"]
+    try:
+        assert drv.caps.can_pause
+        res = await drv.pause()
+        posts = [r["path"] for r in emu.seen if r["method"] == "POST"]
+        if has_pause:
+            assert res.action == "sent", res
+            assert posts == ["/api/system/pause"] and miner.paused
+            assert (await drv.read()).state is State.PAUSED
+            res = await drv.resume()
+            assert res.action == "sent" and not miner.paused, res
+        else:  # an older build: refused with the reason, nothing posted, still hashing
+            assert res.action == "refused" and "miningPaused" in res.reason, res
+            assert posts == [] and not miner.paused
+    finally:
+        await drv.close()
+        await emu.stop()

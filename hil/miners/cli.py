@@ -102,7 +102,8 @@ async def run_miner(a: argparse.Namespace) -> int:
           + (f", password {pw!r}" if pw else "")
           + "\nsite file entry:\n" + tomli_w.dumps({"miners": [{
               **{k: v for k, v in entry.items() if k != "driver"},
-              "driver": {**entry["driver"], "port": emu.port}}]}), flush=True)
+              "driver": {**entry["driver"], "port": emu.port,
+                         **({"password": pw} if pw else {})}}]}), flush=True)
     try:
         await _until_stopped(a.seconds)
     finally:

@@ -7,6 +7,8 @@ before it fails on hardware. Sources (see docs/miners.md):
   (set_miner_power_percent sends `percent` as a string); pyasic 0.79 `rpc/btminer.py`.
 - Vnish: pyasic 0.79 `web/vnish.py` (bare token except `system/*`; set_power_limit reads
   `settings` and POSTs the `overclock` section back) and `miners/backends/vnish.py`.
+- LuxOS: the LuxOS API documentation and luxos-tooling `api.json` (session id first).
+- AxeOS pause: ESP-Miner `openapi.yaml` (`/api/system/pause`, `miningPaused`).
 - Avalon: Avalon API document (LW10583/AvalonMinerTools, Nano 3S, API 3.7: `workmode`);
   pyasic 0.79 `miners/backends/avalonminer.py` (`worklevel`).
 """
@@ -203,3 +205,18 @@ async def test_axeos_pauses_only_firmware_that_has_pause(has_pause: bool) -> Non
     finally:
         await drv.close()
         await emu.stop()
+
+
+# -- LuxOS (LuxOS API documentation; LuxorLabs/luxos-tooling api.json) ----------------------
+
+
+async def test_luxos_writes_carry_the_session_id_first() -> None:
+    async with rig("luxos") as rg:
+        res = await rg.driver.set_power(1500)
+        assert res.action == "sent" and res.confirmed_w == 1500, res
+        await rg.driver.pause()
+        writes = [(r["command"], r.get("parameter")) for r in rg.emulator.seen
+                  if r["command"] in ("logon", "profileset", "curtail")]
+        sid = rg.emulator.session  # type: ignore[attr-defined]
+        assert writes == [("logon", None), ("profileset", f"{sid},1500W"),
+                          ("curtail", f"{sid},sleep")]

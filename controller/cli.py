@@ -228,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from controller.bridge.cli import register as register_installer
     from controller.devices.cli import register as register_devices
+    from controller.fleet.cli import register as register_fleet
     from controller.ledger.cli import register as register_ledger
     from controller.miners.cli import register as register_miners
     from controller.satellite.cli import register as register_satellite
@@ -239,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_miners(sub)
     register_installer(sub)
     register_satellite(sub)
+    register_fleet(sub)
 
     from hmi.cli import register as register_hmi
 

@@ -211,7 +211,7 @@ def telemetry_row(start_s: int, miner_w: float = 1400.0) -> dict[str, object]:
 
 
 def mqtt_client(port: int, user: str, password: str, client_id: str,
-                clean: bool = True) -> object:
+                clean: bool = True, ca_file: Path | None = None) -> object:
     """A connected paho client (MQTT 3.1.1, network loop running)."""
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
@@ -219,6 +219,8 @@ def mqtt_client(port: int, user: str, password: str, client_id: str,
     c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean,
                     protocol=mqtt.MQTTv311)
     c.username_pw_set(user, password)
+    if ca_file is not None:
+        c.tls_set(ca_certs=str(ca_file))
     c.connect("127.0.0.1", port, 15)
     c.loop_start()
     return c

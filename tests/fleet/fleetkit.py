@@ -18,7 +18,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,6 +26,7 @@ from types import TracebackType
 from brokerkit import _accepts, free_port, wait_until
 
 from controller.fleet.cluster import Node, Tls, node_conf
+from hil.fleetsim import interval_row
 
 NATS = shutil.which("nats-server") or "/usr/sbin/nats-server"
 
@@ -180,24 +180,8 @@ def wait(pred: object, timeout_s: float, what: str) -> None:
     wait_until(pred, timeout_s, what)  # type: ignore[arg-type]
 
 
-_ = time
-
-
-def interval_row(start_s: int, *, duration_s: int = 900, miner_kwh: str = "0.35",
-                 net: str = "0.012345", rev: int = 0) -> dict[str, object]:
-    """A closed ledger interval as the site's ledger holds it (the real SQLModel row)."""
-    from decimal import Decimal
-
-    from controller.ledger.tables import LedgerInterval
-
-    row = LedgerInterval(
-        site=1, start_s=start_s, duration_s=duration_s, covered_s=Decimal(duration_s),
-        rev=rev, recorded_at_s=start_s + duration_s + 5, miner_kwh=Decimal(miner_kwh),
-        miner_from_pv_kwh=Decimal(miner_kwh), btc_value=Decimal("0.021"),
-        heat_value=Decimal("0.0104"), grid_cost=Decimal("0.019"), net=Decimal(net),
-        expected_msat=6843, terahashes=Decimal("12150.5"), dr_events="mqtt:ev-1",
-        import_price_avg=Decimal("0.21"), export_price_avg=Decimal("0.04"))
-    return row.model_dump()
+__all__ = ["NatsCluster", "Postgres", "interval_row", "mqtt_client", "pg_unavailable",
+           "telemetry_row", "wait"]
 
 
 def telemetry_row(start_s: int, miner_w: float = 1400.0) -> dict[str, object]:

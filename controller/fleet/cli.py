@@ -89,6 +89,76 @@ def _uplink(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from controller.fleet.page import create_app
+    from controller.fleet.store import ensure_schema, make_fleet_engine
+
+    engine = make_fleet_engine(args.db)
+    ensure_schema(engine)
+    uvicorn.run(create_app(engine, stale_s=args.stale_s), host=args.host, port=args.port,
+                log_level="warning")
+    return 0
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    import json
+    import signal
+    import threading
+    import time
+
+    from controller.fleet.dispatch import DispatchService
+    from controller.fleet.mqttlink import ClusterSettings
+    from controller.fleet.store import ensure_schema, make_fleet_engine
+
+    kind, kw = ("reduce", args.shed_kw) if args.shed_kw is not None else ("absorb", args.add_kw)
+    if kw is None or not kw > 0:
+        raise InputError("arguments", [Problem("--shed-kw", "give --shed-kw or --add-kw > 0")])
+    if not 0 < args.minutes <= 7 * 24 * 60:
+        raise InputError("arguments", [Problem("--minutes", "above 0 and at most 7 days")])
+    s = _cluster_settings(args, "dispatch")
+    assert isinstance(s, ClusterSettings)
+    engine = None
+    if args.db:
+        engine = make_fleet_engine(args.db)
+        ensure_schema(engine)
+    svc = DispatchService(s, engine=engine, stale_s=args.stale_s).start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        time.sleep(args.warmup_s)  # fresh telemetry first: retained values may be old
+        try:
+            ev = svc.dispatcher.start(kw * 1000, args.minutes * 60, kind, args.event_id)
+        except ValueError as exc:
+            raise InputError("arguments", [Problem("request", str(exc))]) from None
+        print(json.dumps({"event_id": ev.event_id, "sites": len(ev.assignments),
+                          "assigned_w": round(sum(a.share_w for a in
+                                                  ev.assignments.values()))}), flush=True)
+        while not stop.wait(1.0):
+            summary = svc.dispatcher.check()
+            if summary is None:
+                break
+            svc.save(summary)
+            print(json.dumps({k: summary[k] for k in ("event_id", "status", "requested_w",
+                                                      "delivered_w", "replaced")}),
+                  flush=True)
+            if summary["status"] != "active":
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        ev2 = svc.dispatcher.event
+        if ev2 is not None and ev2.status == "active":
+            svc.dispatcher.cancel()  # Ctrl-C / SIGTERM ends the request at every site
+            summary = svc.dispatcher.check()
+            if summary is not None:
+                svc.save(summary)
+            time.sleep(0.5)
+        svc.stop()
+    return 0
+
+
 def _add_cluster_args(p: argparse.ArgumentParser, user_help: str) -> None:
     p.add_argument("--cluster", required=True, help="host:port[,host:port...] of the "
                    "cluster's MQTT listeners (the first that answers is used)")
@@ -123,3 +193,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _add_cluster_args(i, "cluster account (default: ingest)")
     i.add_argument("--db", required=True, help="postgresql+psycopg://user@host/db")
     i.set_defaults(func=_ingest)
+
+    sv = fs.add_parser("serve", help="the fleet page (FastAPI) over the fleet database")
+    sv.add_argument("--db", required=True, help="postgresql+psycopg://user@host/db")
+    sv.add_argument("--host", default="127.0.0.1", help="default: loopback only")
+    sv.add_argument("--port", type=int, default=8090)
+    sv.add_argument("--stale-s", type=float, default=120.0,
+                    help="a site without telemetry this long shows offline")
+    sv.set_defaults(func=_serve)
+
+    d = fs.add_parser("dispatch", help="one fleet DR request, split over the sites")
+    _add_cluster_args(d, "cluster account (default: dispatch)")
+    g = d.add_mutually_exclusive_group(required=True)
+    g.add_argument("--shed-kw", type=float, help="reduce the fleet's miners by this")
+    g.add_argument("--add-kw", type=float, help="the miners take this much more")
+    d.add_argument("--minutes", type=float, required=True)
+    d.add_argument("--event-id", help="default: fleet-<unix time>")
+    d.add_argument("--db", help="record progress for the fleet page")
+    d.add_argument("--warmup-s", type=float, default=8.0,
+                   help="listen this long for fresh telemetry before splitting")
+    d.add_argument("--stale-s", type=float, default=30.0)
+    d.set_defaults(func=_dispatch)

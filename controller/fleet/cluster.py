@@ -64,7 +64,7 @@ def permissions(account: str) -> dict[str, object]:
 
 def node_conf(node: Node, nodes: Sequence[Node], accounts: Mapping[str, str],
               tls: Tls | None = None, cluster_name: str = "hearth-fleet",
-              max_ack_pending: int = 4096) -> str:
+              max_ack_pending: int = 4096, ack_wait_s: int = 10) -> str:
     """The NATS server config of one node. `accounts`: name -> password (the sites by id,
     `ingest`, `dispatch`). JSON strings are valid NATS config strings."""
     q = json.dumps
@@ -88,7 +88,9 @@ cluster {{
 mqtt {{
   listen: {q(f"{node.host}:{node.mqtt_port}")}
   # QoS 1 deliveries in flight per subscription (ingest acks after its commit)
-  max_ack_pending: {max_ack_pending}{tls_block}
+  max_ack_pending: {max_ack_pending}
+  # an unacknowledged QoS 1 delivery is sent again after this (ingest died mid-batch)
+  ack_wait: "{ack_wait_s}s"{tls_block}
 }}
 authorization {{
   users: [

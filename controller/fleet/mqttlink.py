@@ -82,7 +82,8 @@ class ClusterClient:
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
-        c.on_subscribe = lambda *_a: self.subscribed.set()
+        c.on_subscribe = self._on_subscribe
+        c.on_connect_fail = self._on_connect_fail
         self.client = c
 
     def start(self) -> None:
@@ -106,15 +107,29 @@ class ClusterClient:
             c.subscribe(self.subscriptions)
         self.connected.set()
 
-    def _on_disconnect(self, c: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
-        self.connected.clear()
-        self.subscribed.clear()
-        self.generation += 1
+    def _on_subscribe(self, *_a: Any) -> None:
+        log.info("subscribed on the fleet cluster: %s",
+                 ", ".join(t for t, _q in self.subscriptions))
+        self.subscribed.set()
+
+    def _next_node(self, c: mqtt.Client) -> None:
         if len(self.s.nodes) > 1:
             self._node = (self._node + 1) % len(self.s.nodes)
             host, port = self.s.nodes[self._node]
             # Only stores where the next reconnect goes (paho's loop does the reconnect).
             c.connect_async(host, port, self.s.keepalive_s)
+
+    def _on_connect_fail(self, c: mqtt.Client, _u: Any) -> None:
+        failed = self.s.nodes[self._node]
+        self._next_node(c)
+        log.warning("fleet cluster node %s:%d does not answer; next try %s:%d", *failed,
+                    *self.s.nodes[self._node])
+
+    def _on_disconnect(self, c: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
+        self.connected.clear()
+        self.subscribed.clear()
+        self.generation += 1
+        self._next_node(c)
         log.warning("fleet cluster connection lost (%s); next try %s:%d", rc,
                     *self.s.nodes[self._node])
 

@@ -149,13 +149,11 @@ def insert_rows(conn: Any, table: Table, rows: Sequence[dict[str, Any]],
         return 0
     parts.ensure(conn, table, (int(r["start_s"]) for r in rows))
     keys = [c.name for c in table.primary_key.columns]
-    stmt = insert(table).on_conflict_do_nothing(index_elements=keys)
-    added = 0
-    # One statement per chunk: executemany with ON CONFLICT reports no per-row count.
-    for i in range(0, len(rows), 200):
-        res = conn.execute(stmt.values(list(rows[i:i + 200])))
-        added += max(res.rowcount, 0)
-    return added
+    # executemany: SQLAlchemy batches it into multi-row INSERTs with one cached compile
+    # ("insertmanyvalues"); RETURNING yields only the rows that were really added.
+    stmt = insert(table).on_conflict_do_nothing(index_elements=keys) \
+        .returning(table.c.start_s)
+    return len(conn.execute(stmt, list(rows)).all())
 
 
 _SITE_UPSERT = text("""

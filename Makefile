@@ -34,7 +34,8 @@ install: $(STAMP) system-deps $(FIRMWARE_NPM)
 # Debian packages the test suite needs: Mosquitto (MQTT tests start their own broker),
 # socat (Modbus RTU over a pty pair), faketime (libfaketime: the HIL wall-clock step),
 # openssl (TLS test certificates), node + npm (MicroPython in WebAssembly for the firmware
-# tests), chromium + chromedriver (HMI tests).
+# tests), chromium + chromedriver (HMI tests), nats-server (the fleet tests start their own
+# 3-node MQTT cluster) and postgresql (the fleet tests start their own server with initdb).
 system-deps:
 	@missing=""; \
 	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
@@ -45,6 +46,8 @@ system-deps:
 	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	[ -x /usr/bin/chromedriver ] || missing="$$missing chromium-driver"; \
+	command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || missing="$$missing nats-server"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
@@ -81,6 +84,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/modbus_bench.py
 	$(BIN)/python bench/service_bench.py
 	$(BIN)/python bench/plan_bench.py
+	$(BIN)/python bench/fleet_bench.py
 
 # Every HIL scenario in hil/scenarios/ against the unmodified hearth run (reports in out/hil).
 hil: $(STAMP)

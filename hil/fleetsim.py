@@ -71,7 +71,7 @@ class SimSite:
             subscriptions=[(p + "cmd/dr_cap", 0), (p + "cmd/dr_absorb", 0)],
             on_message=lambda m, _g: self._on_cmd(m))
         # What the site's bridge says when its link dies (Mosquitto's notification).
-        self.link.client.will_set(p + "bridge/state", "0", qos=1, retain=True)
+        self.link.client.will_set(p + "bridge/state", "0", qos=1)
         self.link.start()
         now = time.monotonic()
         self._next_tel = now + stagger_s
@@ -99,7 +99,8 @@ class SimSite:
             mode="grid", limiter="grid", total_target_w=self.power_w(),
             dr_cap_w=self.cap_w)
         for name, body in state_payloads(snap, self.cfg).items():
-            self._pub(f"state/{name}", json.dumps(body).encode(), retain=True)
+            # as the site's bridge forwards it: not retained (bridge_outgoing_retain false)
+            self._pub(f"state/{name}", json.dumps(body).encode())
 
     def tick(self, now: float) -> None:
         if not self.alive:
@@ -132,13 +133,13 @@ class SimSite:
             if name == "dr_cap":
                 self.cap_w = body.get("cap_w")
             ans = {"ok": True, "command": name, "id": rid, "applied": body}
-        self._pub(f"cmd/{name}/result", json.dumps(ans).encode(), qos=1)
+        self._pub(f"cmd/{name}/result", json.dumps(ans).encode())
         self.publish_state()
 
     def die(self) -> None:
         """The site's link goes away (its bridge says so, then nothing more)."""
         self.alive = False
-        self._pub("bridge/state", b"0", qos=1, retain=True)
+        self._pub("bridge/state", b"0", qos=1)
 
     def stop(self) -> None:
         if self.link is not None:

@@ -50,6 +50,7 @@ class Assignment:
     command_id: str
     flex_w: float = 0.0  # the site's flexibility when it was asked
     acked_mono: float | None = None
+    resent_mono: float | None = None
     status: str = "sent"  # sent | acked | dropped
     reason: str = ""
 
@@ -100,13 +101,14 @@ class FleetEvent:
 
 class Dispatcher:
     def __init__(self, view: FleetView, publish: Callable[[str, bytes], None], *,
-                 stale_s: float = 30.0, ack_timeout_s: float = 3.0,
+                 stale_s: float = 30.0, ack_timeout_s: float = 3.0, resend_s: float = 1.0,
                  clock: Callable[[], float] = time.time,
                  mono: Callable[[], float] = time.monotonic) -> None:
         self.view = view
         self.publish = publish
         self.stale_s = stale_s
         self.ack_timeout_s = ack_timeout_s
+        self.resend_s = resend_s
         self.clock = clock
         self.mono = mono
         self.event: FleetEvent | None = None
@@ -170,17 +172,26 @@ class Dispatcher:
         assert ev is not None
         a.sent_mono = self.mono()
         a.command_id = f"{ev.event_id}/{a.site_id}/{int(a.sent_mono * 1000)}"
-        a.status, a.acked_mono = "sent", None
+        a.status, a.acked_mono, a.resent_mono = "sent", None, None
+        self.publish(f"hearth/{a.site_id}/cmd/{self._name()}", self._body(a))
+
+    def _name(self) -> str:
+        assert self.event is not None
+        return "dr_cap" if self.event.kind == "reduce" else "dr_absorb"
+
+    def _body(self, a: Assignment) -> bytes:
+        ev = self.event
+        assert ev is not None
         start = datetime.fromtimestamp(ev.start_s, UTC).isoformat()
         duration = max(round(ev.end_s - ev.start_s), 1)
         body: dict[str, Any]
         if ev.kind == "reduce":
-            name, body = "dr_cap", {"cap_w": max(round(a.baseline_w - a.share_w), 0)}
+            body = {"cap_w": max(round(a.baseline_w - a.share_w), 0)}
         else:
-            name, body = "dr_absorb", {"absorb_w": max(round(a.baseline_w + a.share_w), 1)}
+            body = {"absorb_w": max(round(a.baseline_w + a.share_w), 1)}
         body.update({"duration_s": duration, "start": start, "event_id": ev.event_id,
                      "id": a.command_id})
-        self.publish(f"hearth/{a.site_id}/cmd/{name}", json.dumps(body).encode())
+        return json.dumps(body).encode()
 
     # -- answers and checks ----------------------------------------------------------------
 
@@ -228,6 +239,10 @@ class Dispatcher:
                 why = "offline, bridge down or telemetry stale"
             elif a.status == "sent" and mono - a.sent_mono > self.ack_timeout_s:
                 why = f"no answer within {self.ack_timeout_s:.0f} s"
+            elif (a.status == "sent" and mono - (a.resent_mono or a.sent_mono) > self.resend_s):
+                # Commands go at QoS 0 (docs/fleet.md): the same command again, same id.
+                a.resent_mono = mono
+                self.publish(f"hearth/{a.site_id}/cmd/{self._name()}", self._body(a))
             if why:
                 self._drop(a, why)
         lost = ev.request_w - sum(a.share_w for a in ev.assignments.values()
@@ -270,7 +285,9 @@ class DispatchService:
         self.dispatcher = Dispatcher(self.view, self._publish, **dispatcher_kw)
 
     def _publish(self, topic: str, payload: bytes) -> None:
-        self.link.client.publish(topic, payload, qos=1)
+        # QoS 0: plain NATS delivery, no JetStream write per command; the answer is the
+        # acknowledgement and the dispatcher sends again without one (check()).
+        self.link.client.publish(topic, payload, qos=0)
 
     def _on_msg(self, m: Any, _gen: int) -> None:
         site = self.view.feed(m.topic, bytes(m.payload), bool(m.retain), time.time())

@@ -95,6 +95,7 @@ class Uplink:
         self.publish_info()
         try:
             while not self._stop.is_set():
+                self.publish_info()  # the bridge forwards it unretained: say it again
                 n = self.poll_once()
                 if n:
                     log.info("published %d ledger row(s) for the fleet", n)

@@ -60,6 +60,7 @@ def test_bridge_config_cli_refuses_and_writes_0600(tmp_path: Path,
     assert "remote_username s1" in text and "cleansession false" in text
     assert "topic ledger/# out 1 hearth/s1/ hearth/s1/" in text
     assert "topic cmd/dr_cap in 0 hearth/s1/ hearth/s1/" in text
+    assert "bridge_outgoing_retain false" in text
     assert "config/" not in text.split("notification_topic")[1]
     assert main(["fleet", "bridge-config", "--config", str(site), "--cluster", "nohost",
                  "--password-file", str(tmp_path / "cl.pw")]) == 2

@@ -21,6 +21,19 @@ def _cluster_settings(args: argparse.Namespace, default_user: str) -> object:
         raise InputError("arguments", [Problem("--cluster", str(exc))]) from None
 
 
+def _engine(url: str) -> object:
+    from controller.fleet.store import ensure_schema, make_fleet_engine
+
+    try:
+        engine = make_fleet_engine(url)
+        ensure_schema(engine)
+    except ValueError as exc:
+        raise InputError("arguments", [Problem("--db", str(exc))]) from None
+    except Exception as exc:  # unreachable server, refused login: say so, no traceback
+        raise InputError("arguments", [Problem("--db", f"cannot open {url}: {exc}")]) from None
+    return engine
+
+
 def _bridge_config(args: argparse.Namespace) -> int:
     from controller.config import load_site
     from controller.fleet.bridgeconf import BridgeSettings, bridge_conf
@@ -54,13 +67,16 @@ def _ingest(args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    from sqlalchemy import Engine
+
     from controller.fleet.ingest import Ingest
     from controller.fleet.mqttlink import ClusterSettings
-    from controller.fleet.store import make_fleet_engine
 
     s = _cluster_settings(args, "ingest")
     assert isinstance(s, ClusterSettings)
-    ing = Ingest(make_fleet_engine(args.db), s).start()
+    engine = _engine(args.db)
+    assert isinstance(engine, Engine)
+    ing = Ingest(engine, s).start()
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     with contextlib.suppress(KeyboardInterrupt):
@@ -91,12 +107,12 @@ def _uplink(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
+    from sqlalchemy import Engine
 
     from controller.fleet.page import create_app
-    from controller.fleet.store import ensure_schema, make_fleet_engine
 
-    engine = make_fleet_engine(args.db)
-    ensure_schema(engine)
+    engine = _engine(args.db)
+    assert isinstance(engine, Engine)
     uvicorn.run(create_app(engine, stale_s=args.stale_s), host=args.host, port=args.port,
                 log_level="warning")
     return 0
@@ -110,7 +126,6 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     from controller.fleet.dispatch import DispatchService
     from controller.fleet.mqttlink import ClusterSettings
-    from controller.fleet.store import ensure_schema, make_fleet_engine
 
     kind, kw = ("reduce", args.shed_kw) if args.shed_kw is not None else ("absorb", args.add_kw)
     if kw is None or not kw > 0:
@@ -119,10 +134,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         raise InputError("arguments", [Problem("--minutes", "above 0 and at most 7 days")])
     s = _cluster_settings(args, "dispatch")
     assert isinstance(s, ClusterSettings)
-    engine = None
-    if args.db:
-        engine = make_fleet_engine(args.db)
-        ensure_schema(engine)
+    engine = _engine(args.db) if args.db else None
     svc = DispatchService(s, engine=engine, stale_s=args.stale_s).start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

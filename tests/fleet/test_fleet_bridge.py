@@ -141,3 +141,18 @@ def test_real_mosquitto_bridge_store_and_forward_tls(tmp_path: Path, pg_url: str
 def _publish_until(client: Any, seen: threading.Event) -> bool:
     client.publish("hearth/s1/cmd/dr_cap", json.dumps({"cap_w": 0, "duration_s": 60}), qos=1)
     return seen.wait(1.0)
+
+
+@pytest.mark.parametrize("argv, field", [
+    (["dispatch", "--cluster", "h:1", "--shed-kw", "0", "--minutes", "5"], "--shed-kw"),
+    (["dispatch", "--cluster", "h:1", "--shed-kw", "5", "--minutes", "0"], "--minutes"),
+    (["dispatch", "--cluster", "nohost", "--shed-kw", "5", "--minutes", "5"], "--cluster"),
+    (["ingest", "--cluster", "h:1", "--db", "sqlite:///x.db"], "--db"),
+    (["serve", "--db", "sqlite:///x.db"], "--db"),
+])
+def test_fleet_cli_refuses_bad_arguments(argv: list[str], field: str,
+                                         capsys: pytest.CaptureFixture[str],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEARTH_FLEET_PASSWORD", "pw")
+    assert main(["fleet", *argv]) == 2
+    assert field in capsys.readouterr().err

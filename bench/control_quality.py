@@ -1,0 +1,91 @@
+"""Control quality on the real-data dev traces, every policy and the ceiling in one run
+(issue 15). Prints figures; asserts nothing (the targets are shown beside).
+
+Per trace (`bench/devtraces.py`) on `hil/sites/surplus-10kwp.toml`, for `hearth`, the
+evcc-style peer, the `threshold` rule and the perfect-foresight ceiling (`hearth bound`,
+a MILP over the same miner model):
+- capture of the physical limit (most surplus the miners' ranges can absorb per step) and
+  as a share of the ceiling's capture;
+- caused import (miner energy the grid supplied) and costly import (the same, in steps
+  where importing costs more than the best miner earns per kWh);
+- the worst miner's starts per day and minimum on/off violations;
+- net value (BTC + export − import; the house's own bills are in every column).
+
+Targets (issue 15): hearth's capture ≥ evcc's and its caused import ≤ evcc's on every
+trace; capture ≥ 95 % of the ceiling's; costly import ≤ 1 %; ≤ 4 starts per miner per
+day over the year.
+
+Run: `.venv/bin/python bench/control_quality.py [--traces a,b] [--no-ceiling]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.devtraces import NAMES, SITE, dev_trace  # noqa: E402
+from controller.config import load_site  # noqa: E402
+from controller.sim.quality import quality  # noqa: E402
+from controller.sim.report import summarize  # noqa: E402
+from controller.sim.runner import POLICIES, simulate  # noqa: E402
+
+ORDER = ("hearth", "evcc", "threshold")
+
+
+def _ceiling(cfg: Any, tr: Any) -> dict[str, Any] | None:
+    try:
+        from controller.plan.ceiling import ceiling
+    except ImportError:
+        return None
+    t0 = time.perf_counter()
+    res = ceiling(cfg, tr)
+    return {"capture_kwh": float(res.capture_kwh), "gap": getattr(res, "capture_gap", None),
+            "wall_s": time.perf_counter() - t0, "limit_kwh": getattr(res, "limit_kwh", None),
+            "value": getattr(res, "value", None)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--traces", default=",".join(NAMES))
+    ap.add_argument("--no-ceiling", action="store_true")
+    a = ap.parse_args()
+    cfg = load_site(SITE)
+    ranges = ", ".join(f"{m.name} {m.min_power_w:.0f}-{m.max_power_w:.0f} W" for m in cfg.miners)
+    print(f"site {cfg.site.id}: {ranges}")
+    hdr = (f"{'trace':18s} {'policy':10s} {'capture':>8s} {'of ceil':>8s} "
+           f"{'caused imp':>10s} {'costly imp':>10s} {'starts/d':>8s} "
+           f"{'min on/off viol':>15s} {'net value':>10s} {'wall':>7s}")
+    for name in a.traces.split(","):
+        tr = dev_trace(name, cfg)
+        ceil = None if a.no_ceiling else _ceiling(cfg, tr)
+        print()
+        print(f"{name}: {len(tr.time_s):,} steps of {tr.step_s:.0f} s")
+        print(hdr)
+        for pol in ORDER:
+            if pol not in POLICIES:
+                print(f"{name:18s} {pol:10s} (not available)")
+                continue
+            t0 = time.perf_counter()
+            r = simulate(cfg, tr, pol, progress=False)
+            wall = time.perf_counter() - t0
+            s, q = summarize(r), quality(r)
+            of_ceil = (f"{q['captured_kwh'] / ceil['capture_kwh']:8.1%}"
+                       if ceil and ceil["capture_kwh"] > 0 else f"{'-':>8s}")
+            print(f"{name:18s} {pol:10s} {q['capture_of_limit']:8.1%} {of_ceil} "
+                  f"{q['caused_import']:10.2%} {q['costly_import']:10.2%} "
+                  f"{q['max_starts_per_day']:8.2f} {s['min_on_off_violations']:15d} "
+                  f"{s['net_value']:>10s} {wall:6.1f}s")
+        if ceil is not None:
+            gap = f", gap {ceil['gap']:.2%}" if isinstance(ceil.get("gap"), float) else ""
+            print(f"{name:18s} {'ceiling':10s} captures {ceil['capture_kwh']:.1f} kWh"
+                  f"{gap} (MILP, {ceil['wall_s']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -39,15 +39,15 @@ ORDER = ("hearth", "evcc", "threshold")
 
 
 def _ceiling(cfg: Any, tr: Any) -> dict[str, Any] | None:
-    try:
-        from controller.plan.ceiling import ceiling
-    except ImportError:
-        return None
+    from controller.plan.ceiling import ceiling
+
     t0 = time.perf_counter()
     res = ceiling(cfg, tr)
-    return {"capture_kwh": float(res.capture_kwh), "gap": getattr(res, "capture_gap", None),
-            "wall_s": time.perf_counter() - t0, "limit_kwh": getattr(res, "limit_kwh", None),
-            "value": getattr(res, "value", None)}
+    value = res.value
+    return {"capture_kwh": float(res.capture.bound), "gap": float(res.capture.gap),
+            "schedule_kwh": float(res.capture.schedule), "starts": res.capture.starts,
+            "value": None if value is None else float(value.bound),
+            "wall_s": time.perf_counter() - t0}
 
 
 def main() -> None:
@@ -82,9 +82,10 @@ def main() -> None:
                   f"{q['max_starts_per_day']:8.2f} {s['min_on_off_violations']:15d} "
                   f"{s['net_value']:>10s} {wall:6.1f}s")
         if ceil is not None:
-            gap = f", gap {ceil['gap']:.2%}" if isinstance(ceil.get("gap"), float) else ""
-            print(f"{name:18s} {'ceiling':10s} captures {ceil['capture_kwh']:.1f} kWh"
-                  f"{gap} (MILP, {ceil['wall_s']:.0f} s)")
+            val = "" if ceil["value"] is None else f"; value ceiling {ceil['value']:.2f}"
+            print(f"{name:18s} {'ceiling':10s} captures {ceil['capture_kwh']:.1f} kWh (gap "
+                  f"{ceil['gap']:.2%}, its schedule {ceil['schedule_kwh']:.1f} kWh with "
+                  f"{ceil['starts']} starts){val} (MILP, {ceil['wall_s']:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -48,7 +48,11 @@ def run(n_sites: int, n_nodes: int, seconds: float, pg: Postgres) -> dict[str, f
         assert ing.link.subscribed.wait(120), "ingest did not subscribe"
         sims = SimFleet(n_sites, nodes, pw, telemetry_s=5.0, ledger_every_s=3.0).start()
         t = time.monotonic()
-        wait(lambda: sims.connected() == n_sites, 120, "sites connected")
+        try:
+            wait(lambda: sims.connected() == n_sites, 180, "sites connected")
+        except TimeoutError:
+            print(f"only {sims.connected()} of {n_sites} sites connected; node logs in {tmp}")
+            raise
         out["connect_s"] = time.monotonic() - t
         m0, i0, t0 = sum(s.messages for s in sims.sites), ing.intervals_added, time.monotonic()
         time.sleep(seconds)

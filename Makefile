@@ -69,17 +69,40 @@ typecheck: $(STAMP) $(FIRMWARE_STUBS)
 	$(BIN)/mypy --config-file firmware/mypy.ini
 	$(BIN)/mypy --config-file firmware/mypy-rp2.ini
 
-# The ledger suite also runs against PostgreSQL when a server answers here.
+# The ledger suite also runs against PostgreSQL when a server answers here (each test in
+# a schema of its own, so parallel workers never share tables).
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+# The suite mostly waits (real-time rigs, brokers, browsers): more workers than cores.
+# `slow` tests start first; real-time HIL rigs run in at most HEARTH_RIG_LANES lanes
+# (tests/conftest.py). Each run gets its own temporary root: pytest's shared
+# /tmp/pytest-of-USER keeps only the last three runs, and a concurrent run elsewhere on the
+# machine would delete a running test's directory.
+TEST_WORKERS ?= 6
+PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+define run_pytest
+	@tmp=$$(mktemp -d /tmp/hearth-test.XXXXXX); \
+	if $(BIN)/python -c "import sqlalchemy as s; s.create_engine('$(PG_TEST_URL)').connect().close()" 2>/dev/null; \
+	then echo "PostgreSQL reachable: ledger tests run on it too"; export HEARTH_TEST_PG_URL=$(PG_TEST_URL); \
+	else echo "no PostgreSQL reachable: ledger tests on SQLite only"; fi; \
+	$(BIN)/pytest --basetemp=$$tmp/t $(1); rc=$$?; \
+	if [ $$rc = 0 ]; then rm -rf $$tmp; else echo "test files kept in $$tmp"; fi; exit $$rc
+endef
+
 unit: $(STAMP)
-	@if $(BIN)/python -c "import sqlalchemy as s; s.create_engine('$(PG_TEST_URL)').connect().close()" 2>/dev/null; \
-	then echo "PostgreSQL reachable: ledger tests run on it too"; HEARTH_TEST_PG_URL=$(PG_TEST_URL) $(BIN)/pytest; \
-	else echo "no PostgreSQL reachable: ledger tests on SQLite only"; $(BIN)/pytest; fi
+	$(call run_pytest,$(PYTEST_PARALLEL))
 
 test: install lint typecheck unit
 
+# The inner loop (< 1 min): lint, types and the fast unit and property tests; no servers,
+# no browsers, no rigs.
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/pytest -q -n 2 -m "not slow" tests/unit tests/property
+
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/sim_speed.py
 	$(BIN)/python bench/ledger_bench.py
 	$(BIN)/python bench/modbus_bench.py
 	$(BIN)/python bench/service_bench.py

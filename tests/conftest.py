@@ -1,9 +1,11 @@
-"""Shared test configuration: hypothesis profiles (HYPOTHESIS_PROFILE=deep for long runs)."""
+"""Shared test configuration: hypothesis profiles (HYPOTHESIS_PROFILE=deep for long runs)
+and the schedule of parallel runs (markers `slow` and `rig`)."""
 
 from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -13,3 +15,36 @@ settings.register_profile(
     "deep", max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+# ------------------------------------------------------------------ parallel runs (xdist)
+#
+# `make test` runs the suite on several workers (pytest-xdist, `--dist loadgroup`). Every
+# test that starts a server uses a free port and its own tmp_path, so any two can run
+# side by side. Two markers shape the schedule:
+#
+# - `slow`: waits on real time or real processes for many seconds; scheduled first, so
+#   the long ones do not start last and stretch the run.
+# - `rig`: an emulated HIL rig that runs in real time against deadlines (implies slow).
+#   Rigs are spread over RIG_LANES xdist groups in collection order, so at most that many
+#   run at once and the rest of the suite gets the other workers and the CPU.
+
+RIG_LANES = int(os.environ.get("HEARTH_RIG_LANES", "3"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "rig: a real-time HIL rig test (implies slow); "
+                            "at most HEARTH_RIG_LANES of them run at once under xdist")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rigs = [it for it in items if it.get_closest_marker("rig") is not None]
+    for k, it in enumerate(rigs):
+        it.add_marker(pytest.mark.xdist_group(f"rig-lane-{k % max(RIG_LANES, 1)}"))
+
+    def rank(it: pytest.Item) -> int:
+        if it.get_closest_marker("rig") is not None:
+            return 0
+        return 1 if it.get_closest_marker("slow") is not None else 2
+
+    items.sort(key=rank)  # stable: file order within each rank

@@ -20,6 +20,7 @@ from typing import Any
 
 import brokerkit
 import drkit
+import pytest
 from openleadr import OpenADRServer
 
 from controller.ledger.query import Ledger
@@ -76,6 +77,7 @@ class Vtn:
                               callback=self._opt, event_id=event_id)
 
 
+@pytest.mark.slow
 async def test_dr_openadr_cap_within_1s_and_ledger_pays(tmp_path: Path) -> None:
     vtn = Vtn()
     await vtn.server.run_async()

@@ -31,6 +31,7 @@ def no_ven_lookup_leak() -> Iterator[None]:
         delattr(VTNService, "ven_lookup")
 
 
+@pytest.mark.slow
 async def test_dr_openadr_over_tls_with_signed_messages(tmp_path: Path,
                                                         no_ven_lookup_leak: None) -> None:
     pki = brokerkit.Pki.create(tmp_path / "pki")

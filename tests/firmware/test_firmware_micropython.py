@@ -11,6 +11,9 @@ from __future__ import annotations
 import fwkit
 import pytest
 
+# one MicroPython run in Node serves the whole module: its tests stay on one worker
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("micropython")]
+
 
 @pytest.fixture(scope="module")
 def mp_results() -> dict[str, dict[str, object]]:

@@ -22,6 +22,8 @@ import fwkit
 import pytest
 from fw_live_sat import LiveSatellite
 
+pytestmark = pytest.mark.slow
+
 HEARTBEAT_TIMEOUT_S = 2.0
 ACL = """\
 user controller

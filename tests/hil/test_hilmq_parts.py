@@ -59,6 +59,7 @@ class _Pub:
         self.c.loop_stop()
 
 
+@pytest.mark.slow
 def test_rig_broker_accounts_follow_the_shipped_acl(tmp_path: Path) -> None:
     broker = RigBroker(tmp_path, "site1", "tank1")
     broker.start()

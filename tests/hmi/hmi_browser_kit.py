@@ -53,7 +53,7 @@ class DemoProcess:
         self.url = f"http://127.0.0.1:{port}"
         self.starts = 0
 
-    def start(self, timeout_s: float = 30.0) -> None:
+    def start(self, timeout_s: float = 60.0) -> None:
         self.starts += 1
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(

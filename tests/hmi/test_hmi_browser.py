@@ -25,8 +25,11 @@ from hmi_browser_kit import (
 )
 from hmi_testkit import PASSWORD, PIN
 
-pytestmark = pytest.mark.skipif(browser_available() is not None,
-                                reason=browser_available() or "")
+pytestmark = [
+    pytest.mark.skipif(browser_available() is not None, reason=browser_available() or ""),
+    # one demo process and one browser for the module: its tests stay on one worker
+    pytest.mark.slow, pytest.mark.xdist_group("hmi-browser"),
+]
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from hmi_testkit import installer_client, live_demo, post
 
 ENTRY = {("POST", "/api/auth/setup"), ("POST", "/api/auth/login"), ("POST", "/api/auth/pin")}
@@ -28,6 +29,7 @@ def _operations(spec: dict[str, Any]) -> list[tuple[str, str]]:
     return sorted(out, key=lambda op: op[1] in ENDS_SESSION)
 
 
+@pytest.mark.slow
 async def test_every_state_change_needs_credentials_and_csrf(tmp_path: Path) -> None:
     async with live_demo(tmp_path, ticks=2) as live:
         async with live.client() as anon:

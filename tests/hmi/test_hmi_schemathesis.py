@@ -17,6 +17,8 @@ from hmi_testkit import installer_client, live_demo, post
 
 from controller.bridge import tomlwrite
 
+pytestmark = pytest.mark.slow
+
 ST = Path(sys.executable).parent / "st"
 HOUSE = Path(__file__).resolve().parents[2] / "hil" / "sites" / "house-10kwp.toml"
 

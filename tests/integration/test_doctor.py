@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import simkit
 import tomli_w
 
@@ -20,6 +21,7 @@ def _doctor(cfg: Path) -> subprocess.CompletedProcess[str]:
                           timeout=60, check=False)
 
 
+@pytest.mark.slow
 async def test_doctor_reports_each_dependency_in_words(tmp_path: Path) -> None:
     site_file = tmp_path / "house.toml"
     site_file.write_bytes(tomli_w.dumps(simkit.site_dict()).encode())

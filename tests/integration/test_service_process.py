@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import simkit
 import tomli_w
 
@@ -53,6 +54,7 @@ async def _until(cond: Callable[[], bool], timeout_s: float, what: str) -> float
     return time.monotonic() - t0
 
 
+@pytest.mark.slow
 async def test_hearth_run_against_the_emulated_site(tmp_path: Path) -> None:
     out_dir = tmp_path
     n = 4 * 3600

@@ -37,9 +37,11 @@ from controller.sim.runner import SimResult, simulate  # noqa: E402
 from controller.trace.reader import NUMBER_COLUMNS, Trace, read_trace  # noqa: E402
 
 DAYS = 5
-APP_NAME = "hearth-killkit"
+APP_NAME = os.environ.get("HEARTH_KILLKIT_APP", "hearth-killkit")
 """PostgreSQL application_name of the writer children: the test waits until no backend
-of that name is left before it checks the database and starts the next child."""
+of that name is left before it checks the database and starts the next child. The test
+makes it unique per run (HEARTH_KILLKIT_APP), so another run against the same server
+cannot hold it up."""
 
 
 def workload(days: int = DAYS) -> SimResult:

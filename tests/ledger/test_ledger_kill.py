@@ -34,15 +34,18 @@ from controller.ledger.sim import write_sim_ledger
 from controller.ledger.tables import INTERVAL_VALUE_COLUMNS
 
 KIT = Path(ledger_killkit.__file__)
+APP_NAME = f"hearth-killkit-{os.getpid()}"  # this run's writer children (PostgreSQL)
 KILLS = 100
 TIMEOUT_S = 120.0
+
+pytestmark = pytest.mark.slow
 
 
 class Zygote:
     def __init__(self, url: str) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, str(KIT), url], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            text=True, cwd=ledger_killkit.ROOT)
+            text=True, cwd=ledger_killkit.ROOT, env={**os.environ, "HEARTH_KILLKIT_APP": APP_NAME})
 
     def line(self) -> list[str]:
         assert self.proc.stdout is not None
@@ -79,7 +82,7 @@ def wait_backends_gone(engine: Engine) -> None:
     q = text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :n")
     while True:
         with engine.connect() as conn:
-            if not conn.execute(q, {"n": ledger_killkit.APP_NAME}).scalar():
+            if not conn.execute(q, {"n": APP_NAME}).scalar():
                 return
         assert time.monotonic() < deadline, "a killed writer's backend did not go away"
         time.sleep(0.005)

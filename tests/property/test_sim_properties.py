@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 import simkit
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -153,6 +154,7 @@ def _check(r: SimResult) -> None:
     assert min_on_off_violations(r) == []
 
 
+@pytest.mark.slow
 @given(data=st.data())
 def test_safety_properties_hold_for_random_sites_and_traces(data: st.DataObject) -> None:
     cfg = data.draw(sites())

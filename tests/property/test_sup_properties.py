@@ -19,6 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import pytest
 import simkit
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
@@ -82,6 +83,7 @@ def supervised(draw: st.DrawFn) -> tuple[SiteConfig, Trace]:
     return cfg, dataclasses.replace(tr, import_price=imp, export_price=exp)
 
 
+@pytest.mark.slow
 @settings(max_examples=150)
 @given(case=supervised())
 def test_hard_limits_win_over_every_supervisor_decision(case: tuple[SiteConfig, Trace]

@@ -92,6 +92,7 @@ def test_naive_grid_pid_would_overshoot_in_the_same_scenario(
     assert np.max(c["grid_w"][HOLD_S:]) > 50.0  # ours stays <= 5 W
 
 
+@pytest.mark.slow
 def test_tank_takes_over_bumplessly_after_grid_loop_held_for_an_hour() -> None:
     """Hour of grid-limited heating of a cold tank, then the tank reaches target: the tank
     loop starts from the applied power, so the miners do not drop to zero in a step."""

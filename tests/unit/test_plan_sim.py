@@ -65,6 +65,7 @@ def _safe(r: SimResult, s: dict[str, object]) -> None:
     assert _battery_below_reserve_by_miners(r) == 0
 
 
+@pytest.mark.slow
 def test_hearth_beats_threshold_on_the_real_price_year_and_stays_safe() -> None:
     cfg, tr = simkit.site(), _year()
     assert len(tr.time_s) == 35_040 and "import_price" in tr.columns
@@ -110,6 +111,7 @@ def test_plan_is_no_worse_than_hearth_and_never_beats_perfect_foresight(first_da
         (net_plan, net_plain, net_threshold, bound)
 
 
+@pytest.mark.slow
 def test_cli_sim_with_a_plan_reports_regret_and_compare_shows_four_columns(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from controller.cli import main

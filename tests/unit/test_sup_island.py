@@ -118,6 +118,7 @@ def test_spring_day_island_mines_curtailed_pv_only(soc: float) -> None:
     assert s["soc_min_pct"] >= soc0 - 0.1  # the house took it that low, not the miners
 
 
+@pytest.mark.slow
 def test_a_month_of_the_real_year_in_island() -> None:
     """March: sunny days that fill the battery, dark nights that empty it."""
     cfg = _island(initial_soc_pct=50)

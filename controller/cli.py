@@ -36,28 +36,42 @@ def _config_schema(args: argparse.Namespace) -> int:
 
 def _sim(args: argparse.Namespace) -> int:
     from controller.config import load_site
-    from controller.sim.report import summarize, write_summary, write_timeline
-    from controller.sim.runner import simulate
-    from controller.trace.reader import read_trace
+    from controller.sim.report import summarize, write_summary
+    from controller.sim.runner import SimConsumer, simulate
+    from controller.sim.stream import TimelineWriter
+    from controller.trace.reader import Trace, TraceChunks, iter_trace, read_trace
 
     cfg = load_site(args.config)
-    trace = read_trace(args.trace, cfg)
-    result = simulate(cfg, trace, args.controller, progress=None, plan=args.plan)
+    # Streamed in chunks (memory flat in the trace's length), except with a plan: its
+    # forecast and the perfect-foresight bound look at the whole trace.
+    trace: Trace | TraceChunks = read_trace(args.trace, cfg) if args.plan else \
+        iter_trace(args.trace, cfg)
+    consumers: list[SimConsumer] = []
+    ledger = None
+    if args.ledger:
+        from controller.ledger.sim import SimLedgerSink
+
+        if isinstance(trace, TraceChunks):
+            for _ in trace:  # a trace with a problem must not leave half a ledger
+                pass
+        ledger = SimLedgerSink(cfg, args.ledger)
+        consumers.append(ledger)
+    if args.timeline:
+        consumers.append(TimelineWriter(args.timeline))
+    result = simulate(cfg, trace, args.controller, progress=None, plan=args.plan,
+                      consumers=consumers, keep_columns=False)
     summary = summarize(result)
     if args.plan:
         from controller.plan.bound import perfect_foresight
 
+        assert isinstance(trace, Trace)
         bound = perfect_foresight(cfg, trace).value
         summary["perfect_foresight_value"] = f"{bound:.2f}"
         summary["regret"] = f"{bound - float(summary['net_value']):.2f}"
-    if args.ledger:
-        from controller.ledger.sim import write_sim_ledger
-
-        led = write_sim_ledger(result, args.ledger)
+    if ledger is not None:
+        led = ledger.result()
         print(f"ledger: {led.samples} rows accounted in {args.ledger} "
               f"({led.skipped} were already there)", file=sys.stderr)
-    if args.timeline:
-        write_timeline(result, args.timeline)
     if args.summary:
         write_summary(summary, args.summary)
     else:
@@ -77,11 +91,11 @@ def _compare(args: argparse.Namespace) -> int:
 
     cfg = load_site(args.config)
     trace = read_trace(args.trace, cfg)
-    summaries = [summarize(simulate(cfg, trace, p, progress=None)) for p in ("hearth",
-                                                                              "threshold")]
+    summaries = [summarize(simulate(cfg, trace, p, progress=None, keep_columns=False))
+                 for p in ("hearth", "threshold")]
     if args.plan != "none":
         summaries.append(summarize(simulate(cfg, trace, "hearth", progress=None,
-                                            plan=args.plan)))
+                                            plan=args.plan, keep_columns=False)))
     if not args.no_bound:
         from controller.plan.bound import perfect_foresight
 

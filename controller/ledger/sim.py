@@ -21,12 +21,14 @@ from decimal import Decimal
 
 import numpy as np
 
+from controller.config.models import SiteConfig
 from controller.economics.hashprice import BtcTerms, GivenHashprice, network_terms
 from controller.economics.money import dec
 from controller.economics.tariffs import Tariff
 from controller.ledger.accumulate import Sample
 from controller.ledger.writer import LedgerWriter, economics_from_site, site_info
 from controller.sim.runner import SimResult
+from controller.sim.stream import Block
 
 SIM_FLUSH_S = 86_400.0
 """A simulation writes once per simulated day by default (it has no SD card to spare,
@@ -44,83 +46,147 @@ class SimLedgerResult:
     end_s: float
 
 
-def sim_samples(result: SimResult, tariff: Tariff | None = None,
-                start: int = 0) -> Iterator[Sample]:
-    """One `Sample` per timeline row, from row `start` (lazily: resuming is cheap)."""
-    c = result.columns
-    tr = result.trace
-    dt = float(tr.step_s)
-    b = result.cfg.bitcoin
-    base = network_terms(b.network_difficulty, b.block_subsidy_btc, b.fees_per_block_btc,
-                         b.btc_price, b.pool_fee_pct)
-    fee = dec(b.pool_fee_pct)
-    terms_cache: dict[float, BtcTerms] = {}
-    price_cache: dict[float, Decimal] = {}
+class _Terms:
+    """Decimal prices and Bitcoin terms of trace values, cached (a year has few distinct)."""
 
-    def price(x: float) -> Decimal:
-        d = price_cache.get(x)
+    def __init__(self, result_cfg: SiteConfig) -> None:
+        b = result_cfg.bitcoin
+        self.b = b
+        self.base = network_terms(b.network_difficulty, b.block_subsidy_btc,
+                                  b.fees_per_block_btc, b.btc_price, b.pool_fee_pct)
+        self.fee = dec(b.pool_fee_pct)
+        self._terms: dict[float, BtcTerms] = {}
+        self._prices: dict[float, Decimal] = {}
+
+    def price(self, x: float) -> Decimal:
+        d = self._prices.get(x)
         if d is None:
-            d = price_cache[x] = dec(x)
+            d = self._prices[x] = dec(x)
         return d
 
-    def terms(hp: float) -> BtcTerms:
+    def terms(self, hp: float) -> BtcTerms:
         if math.isnan(hp):
-            return base
-        t = terms_cache.get(hp)
+            return self.base
+        t = self._terms.get(hp)
         if t is None:
-            t = terms_cache[hp] = GivenHashprice(dec(hp), b.btc_price, fee)
+            t = self._terms[hp] = GivenHashprice(dec(hp), self.b.btc_price, self.fee)
         return t
 
-    names = ("pv_w", "load_w", "grid_w", "battery_w", "miner_w", "miner_from_pv_w",
-             "miner_from_battery_w", "miner_from_grid_w", "heat_to_tank_w", "heat_from_tank_w",
-             "backup_heat_w", "soc_pct", "tank_c", "import_price", "export_price")
-    cols = [c[k][start:] for k in names]
-    th = c["hashrate_ths"][start:] * dt
-    hps = tr.hashprice[start:]
-    dr = np.isfinite(tr.dr_limit_w[start:])
+
+_NAMES = ("pv_w", "load_w", "grid_w", "battery_w", "miner_w", "miner_from_pv_w",
+          "miner_from_battery_w", "miner_from_grid_w", "heat_to_tank_w", "heat_from_tank_w",
+          "backup_heat_w", "soc_pct", "tank_c", "import_price", "export_price")
+
+
+def _block_samples(b: Block, cache: _Terms, tariff: Tariff | None, start: int = 0
+                   ) -> Iterator[Sample]:
+    """One `Sample` per row of the block, from its row `start`."""
+    c, tr = b.columns, b.trace
+    dt = float(tr.step_s)
+    cols = [c[k][start:].tolist() for k in _NAMES]
+    th = (c["hashrate_ths"][start:] * dt).tolist()
+    hps = tr.hashprice[start:].tolist()
+    dr = np.isfinite(tr.dr_limit_w[start:]).tolist()
+    price, terms = cache.price, cache.terms
     for i, t in enumerate(tr.time_s[start:].tolist()):
         (pv, load, grid, bat, miner, fpv, fbat, fgrid, hin, hout, backup, soc, tank, p_imp,
-         p_exp) = (float(col[i]) for col in cols)
+         p_exp) = (col[i] for col in cols)
         if tariff is None:
             imp, exp = price(p_imp), price(p_exp)
         else:
             imp, exp = tariff.prices_at(t)
         yield Sample(t, dt, pv, load, grid, bat, miner, fpv, fbat, fgrid, hin, hout, backup,
-                     float(th[i]), imp, exp, terms(float(hps[i])),
-                     "reduce" if dr[i] else "", soc, tank)
+                     th[i], imp, exp, terms(hps[i]), "reduce" if dr[i] else "", soc, tank)
+
+
+def sim_samples(result: SimResult, tariff: Tariff | None = None,
+                start: int = 0) -> Iterator[Sample]:
+    """One `Sample` per timeline row of a kept result, from row `start` (lazily)."""
+    tr = result.kept_trace()
+    b = Block(start=0, trace=tr, columns=result.columns, mode=result.mode,
+              limiter=result.limiter, miner_run=result.miner_run,
+              miner_energy_j=result.miner_energy_j)
+    return _block_samples(b, _Terms(result.cfg), tariff, start)
+
+
+class SimLedgerSink:
+    """A simulation consumer (`simulate(..., consumers=[...])`) that writes the ledger as
+    the blocks come: a streamed year is accounted without keeping it in memory.
+
+    Resumes like `write_sim_ledger`: rows the database already has are not generated."""
+
+    def __init__(self, cfg: SiteConfig, url: str, *, flush_every_s: float = SIM_FLUSH_S,
+                 tariff: Tariff | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.cfg, self.url, self.flush_every_s = cfg, url, flush_every_s
+        self.tariff, self.clock = tariff, clock
+        self.writer: LedgerWriter | None = None
+        self.cache = _Terms(cfg)
+        self.samples = 0
+        self.skipped = 0
+        self.first_s = math.nan
+        self.end_s = math.nan
+
+    def _open(self, step_s: float) -> LedgerWriter:
+        cfg = self.cfg
+        grid = cfg.ledger.grid_service
+        info = site_info(cfg)
+        step = int(step_s)
+        if step > info.telemetry_step_s and step == step_s and info.interval_s % step == 0:
+            # telemetry finer than the trace would only repeat its rows
+            info = dataclasses.replace(info, telemetry_step_s=step)
+        return LedgerWriter.open(
+            self.url, info, economics_from_site(cfg), flush_interval_s=self.flush_every_s,
+            retention_days=0, baseline_s=grid.baseline_s if grid is not None else 900,
+            source="sim", clock=self.clock)
+
+    def block(self, b: Block) -> None:
+        tr = b.trace
+        if self.writer is None:
+            self.writer = self._open(tr.step_s)
+            self.first_s = tr.start_s
+        writer = self.writer
+        self.end_s = tr.end_s
+        done = writer.resume_after_s
+        start = 0 if done is None else int(np.searchsorted(tr.time_s + tr.step_s, done + 1e-6,
+                                                           side="right"))
+        self.skipped += start
+        for s in _block_samples(b, self.cache, self.tariff, start):
+            writer.add(s)
+            self.samples += 1
+
+    def close(self) -> None:
+        if self.writer is not None:
+            try:
+                self.writer.close(finalize=True)
+            finally:
+                self.writer.engine.dispose()
+
+    def abort(self) -> None:
+        """The run failed: what was flushed stays (a rerun resumes after it)."""
+        if self.writer is not None:
+            self.writer.engine.dispose()
+
+    def result(self) -> SimLedgerResult:
+        skipped = self.skipped + (self.writer.skipped_samples if self.writer else 0)
+        return SimLedgerResult(self.url, self.cfg.site.id, self.samples, skipped,
+                               self.writer.flushes if self.writer else 0, self.first_s,
+                               self.end_s)
 
 
 def write_sim_ledger(result: SimResult, url: str, *, flush_every_s: float = SIM_FLUSH_S,
                      tariff: Tariff | None = None,
                      clock: Callable[[], float] = time.time) -> SimLedgerResult:
-    """Write (or complete) the ledger of a simulation into the database at `url`.
+    """Write (or complete) the ledger of a kept simulation into the database at `url`.
 
     Rows the database already has are not even generated again (a killed year-long run
     resumes where its last flush ended).
     """
-    cfg = result.cfg
-    grid = cfg.ledger.grid_service
-    info = site_info(cfg)
-    step = int(result.trace.step_s)
-    if step > info.telemetry_step_s and step == result.trace.step_s and \
-            info.interval_s % step == 0:
-        # telemetry finer than the trace would only repeat its rows
-        info = dataclasses.replace(info, telemetry_step_s=step)
-    writer = LedgerWriter.open(
-        url, info, economics_from_site(cfg), flush_interval_s=flush_every_s,
-        retention_days=0, baseline_s=grid.baseline_s if grid is not None else 900,
-        source="sim", clock=clock)
-    tr = result.trace
-    done = writer.resume_after_s
-    start = 0 if done is None else int(np.searchsorted(tr.time_s + tr.step_s, done + 1e-6,
-                                                       side="right"))
-    n = 0
-    try:
-        for s in sim_samples(result, tariff, start):
-            writer.add(s)
-            n += 1
-        writer.close(finalize=True)
-    finally:
-        writer.engine.dispose()
-    return SimLedgerResult(url, cfg.site.id, n, start + writer.skipped_samples,
-                           writer.flushes, tr.start_s, tr.end_s)
+    tr = result.kept_trace()
+    sink = SimLedgerSink(result.cfg, url, flush_every_s=flush_every_s, tariff=tariff,
+                         clock=clock)
+    sink.block(Block(start=0, trace=tr, columns=result.columns, mode=result.mode,
+                     limiter=result.limiter, miner_run=result.miner_run,
+                     miner_energy_j=result.miner_energy_j))
+    sink.close()
+    return sink.result()

@@ -24,7 +24,7 @@ from controller.trace.build import (
     build_trace,
     write_trace_csv,
 )
-from controller.trace.reader import Trace, iso_utc, read_trace
+from controller.trace.reader import Trace, iso_utc, iter_trace
 
 
 class _HelpWithDefaults(argparse.HelpFormatter):
@@ -177,47 +177,86 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def summarise(trace: Trace, currency: str) -> list[str]:
+class TraceStats:
+    """Running figures of a trace fed chunk by chunk (`trace check` on any length)."""
+
+    _SPANS = ("outdoor_c", "import_price", "export_price", "hashprice", "dr_limit_w")
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.step_s = 0.0
+        self.source = ""
+        self.columns: frozenset[str] = frozenset()
+        self.start_s = self.end_s = 0.0
+        self.sum = dict.fromkeys(("pv_w", "load_w", "heat_demand_w"), 0.0)
+        self.max = dict.fromkeys(("pv_w", "load_w", "heat_demand_w"), -np.inf)
+        self.lo = dict.fromkeys(self._SPANS, np.inf)
+        self.hi = dict.fromkeys(self._SPANS, -np.inf)
+        self.total = dict.fromkeys(self._SPANS, 0.0)
+        self.count = dict.fromkeys(self._SPANS, 0)
+
+    def add(self, tr: Trace) -> None:
+        if not self.rows:
+            self.step_s, self.source, self.columns = tr.step_s, tr.source, tr.columns
+            self.start_s = tr.start_s
+        self.rows += len(tr)
+        self.end_s = tr.end_s
+        for name in self.sum:
+            col = getattr(tr, name)
+            self.sum[name] += float(np.nansum(col))
+            self.max[name] = max(self.max[name], float(np.max(col)))
+        for name in self._SPANS:
+            col = getattr(tr, name)
+            ok = col[~np.isnan(col)]
+            if ok.size:
+                self.lo[name] = min(self.lo[name], float(ok.min()))
+                self.hi[name] = max(self.hi[name], float(ok.max()))
+                self.total[name] += float(ok.sum())
+                self.count[name] += int(ok.size)
+
+
+def summarise(trace: Trace | TraceStats, currency: str) -> list[str]:
     """Human-readable lines: size, period, energy totals and value ranges."""
-    days = trace.duration_s / 86400
-    start, end = iso_utc(np.array([trace.start_s, trace.end_s]))
+    if isinstance(trace, Trace):
+        st = TraceStats()
+        st.add(trace)
+    else:
+        st = trace
+    days = (st.end_s - st.start_s) / 86400
+    start, end = iso_utc(np.array([st.start_s, st.end_s]))
     lines = [
-        f"{trace.source}: {len(trace)} rows, step {trace.step_s:g} s",
+        f"{st.source}: {st.rows} rows, step {st.step_s:g} s",
         f"period {start} .. {end} ({days:.2f} days)",
     ]
     defaulted = [
         c
         for c in ("heat_demand_w", "outdoor_c", "import_price", "export_price", "hashprice")
-        if c not in trace.columns
+        if c not in st.columns
     ]
     if defaulted:
         lines.append(f"not in file (defaults): {', '.join(defaulted)}")
-    for label, col in (
-        ("pv", trace.pv_w),
-        ("load", trace.load_w),
-        ("heat demand", trace.heat_demand_w),
-    ):
+    for label, name in (("pv", "pv_w"), ("load", "load_w"), ("heat demand", "heat_demand_w")):
+        kwh = st.sum[name] * st.step_s / 3.6e6
+        mean = st.sum[name] / st.rows
         lines.append(
-            f"{label:<12} {trace.energy_kwh(col):10.1f} kWh   mean {np.mean(col):8.1f} W"
-            f"   max {np.max(col):8.1f} W"
+            f"{label:<12} {kwh:10.1f} kWh   mean {mean:8.1f} W   max {st.max[name]:8.1f} W"
         )
 
-    def span(label: str, col: np.ndarray[tuple[int], np.dtype[np.float64]], unit: str) -> None:
-        if np.all(np.isnan(col)):
+    def span(label: str, name: str, unit: str) -> None:
+        if not st.count[name]:
             lines.append(f"{label:<12} (none)")
         else:
-            lo, mean, hi = np.nanmin(col), np.nanmean(col), np.nanmax(col)
+            lo, mean, hi = st.lo[name], st.total[name] / st.count[name], st.hi[name]
             lines.append(f"{label:<12} min {lo:.5g}  mean {mean:.5g}  max {hi:.5g} {unit}")
 
-    span("outdoor", trace.outdoor_c, "°C")
-    span("import", trace.import_price, f"{currency}/kWh")
-    span("export", trace.export_price, f"{currency}/kWh")
-    span("hashprice", trace.hashprice, f"{currency}/(TH/s·day)")
-    capped = ~np.isnan(trace.dr_limit_w)
-    if capped.any():
+    span("outdoor", "outdoor_c", "°C")
+    span("import", "import_price", f"{currency}/kWh")
+    span("export", "export_price", f"{currency}/kWh")
+    span("hashprice", "hashprice", f"{currency}/(TH/s·day)")
+    if st.count["dr_limit_w"]:
         lines.append(
-            f"dr limit     {int(capped.sum())} capped rows,"
-            f" lowest {np.nanmin(trace.dr_limit_w):g} W"
+            f"dr limit     {st.count['dr_limit_w']} capped rows,"
+            f" lowest {st.lo['dr_limit_w']:g} W"
         )
     else:
         lines.append("dr limit     none")
@@ -225,8 +264,11 @@ def summarise(trace: Trace, currency: str) -> list[str]:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """Validate a trace (errors propagate as InputError) and print its summary."""
+    """Validate a trace (errors propagate as InputError) and print its summary; the trace
+    is read in chunks, so memory does not grow with its length."""
     cfg = load_site(args.config)
-    trace = read_trace(args.trace, cfg)
-    print("\n".join(summarise(trace, cfg.site.currency)))
+    st = TraceStats()
+    for chunk in iter_trace(args.trace, cfg):
+        st.add(chunk)
+    print("\n".join(summarise(st, cfg.site.currency)))
     return 0

@@ -12,13 +12,16 @@ reads in about a second.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import islice
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import numpy.typing as npt
@@ -161,65 +164,327 @@ def read_text_file(path: Path) -> str:
         ) from None
 
 
+DEFAULT_CHUNK_ROWS = 16_384
+"""Rows per chunk when a trace is streamed: ~1 MB of arrays (and ~10 MB of cell strings
+while it is parsed), a few ms of work each."""
+_READ_BYTES = 1 << 20
+_LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")  # str.splitlines()
+_STOP_AFTER_PROBLEMS = 200
+"""A broken file is not scanned to its end once this many problems are known (only
+MAX_PROBLEMS are shown anyway)."""
+
+
 def read_trace(path: str | Path, cfg: SiteConfig) -> Trace:
     """Read a `.csv` or `.csv.gz` trace, validate it, and fill missing optional columns.
 
     Defaults: `heat_demand_w` 0, `outdoor_c` NaN (unknown), `import_price` and
     `export_price` from `cfg.tariffs`, `hashprice` NaN (use the config's bitcoin section),
     `dr_limit_w` NaN (no cap). Raises `InputError` listing every problem found.
+    Holds the whole trace in memory; `iter_trace` streams it in chunks instead.
     """
-    p = Path(path)
-    return parse_trace(read_text_file(p), cfg, str(p))
+    return concat_traces(iter_trace(path, cfg))
 
 
 def parse_trace(text: str, cfg: SiteConfig, source: str = "<trace>") -> Trace:
     """Validate trace CSV text (see `read_trace`); `source` names it in errors."""
-    problems = Problems(source)
-    header, columns, line_no = split_csv(text, source, problems)
-    index: dict[str, int] = {}
-    for i, name in enumerate(header):
-        if name in KNOWN_COLUMNS:
+    return concat_traces(TraceChunks(lambda: iter([text.splitlines()]), cfg, source))
+
+
+def iter_trace(path: str | Path, cfg: SiteConfig,
+               chunk_rows: int = DEFAULT_CHUNK_ROWS) -> TraceChunks:
+    """The trace at `path` as consecutive `Trace` chunks of up to `chunk_rows` rows,
+    validated as `read_trace` does, in memory independent of the file's length. Iterating
+    again reads the file again. Problems raise `InputError` once the whole file has been
+    scanned (chunks before the first problem have been handed out by then)."""
+    p = Path(path)
+    return TraceChunks(lambda: _file_lines(p), cfg, str(p), chunk_rows)
+
+
+def concat_traces(chunks: Iterable[Trace]) -> Trace:
+    """One `Trace` of consecutive chunks (as `iter_trace` yields them)."""
+    parts = list(chunks)
+    if not parts:
+        raise ValueError("no trace chunks")
+    first = parts[0]
+    if len(parts) == 1:
+        return first
+    arrays = {name: np.concatenate([getattr(c, name) for c in parts])
+              for name in ("time_s", *NUMBER_COLUMNS)}
+    return Trace(step_s=first.step_s, source=first.source, columns=first.columns, **arrays)
+
+
+def _file_lines(path: Path) -> Iterator[list[str]]:
+    """The file's lines (without line breaks) in blocks; gzip is recognised by its magic
+    bytes, not only by the name. Decoding is incremental, so errors still name the byte."""
+    source = str(path)
+    try:
+        f: IO[bytes] = path.open("rb")
+    except OSError as err:
+        raise InputError(source, [Problem("", f"cannot read: {err.strerror}")]) from None
+    with f:
+        magic = f.read(2)
+        f.seek(0)
+        if magic == b"\x1f\x8b":  # gzip magic, whatever the file is called
+            f = gzip.GzipFile(fileobj=f, mode="rb")  # type: ignore[assignment]
+        elif path.name.endswith(".gz"):
+            raise InputError(source, [Problem("", "named .gz but is not gzip-compressed")])
+        decoder = codecs.getincrementaldecoder("utf-8-sig")()
+        fed = 0
+        bom = False
+        carry = ""
+        while True:
+            try:
+                raw = f.read(_READ_BYTES)
+            except (OSError, EOFError, zlib.error) as err:
+                raise InputError(source, [Problem("", f"not a valid gzip file ({err})")]) \
+                    from None
+            if not fed:
+                bom = raw.startswith(codecs.BOM_UTF8)
+            buffered = len(decoder.getstate()[0])
+            try:
+                text = decoder.decode(raw, final=not raw)
+            except UnicodeDecodeError as err:
+                # offsets count from after the BOM, as `bytes.decode("utf-8-sig")` does
+                pos = (fed - 3 if bom and fed else fed) - buffered + err.start
+                raise InputError(
+                    source, [Problem(f"byte {pos}", f"not UTF-8 text ({err.reason})")]
+                ) from None
+            fed += len(raw)
+            text = carry + text
+            if not raw:
+                if text:
+                    yield text.splitlines()
+                return
+            lines = text.splitlines()
+            # The last line may go on in the next block (also a CR whose LF may follow).
+            if text and text[-1] not in _LINE_BREAKS:
+                carry = lines.pop()
+            elif text.endswith("\r"):
+                carry = lines.pop() + "\r"
+            else:
+                carry = ""
+            if lines:
+                yield lines
+
+
+class _Lines:
+    """Numbered non-blank lines (header = line 1). Whitespace-only lines at the end of the
+    file are dropped (as `split_csv` does); empty lines are skipped but keep their
+    numbers."""
+
+    def __init__(self, blocks: Iterator[list[str]]) -> None:
+        self._blocks = blocks
+
+    def __iter__(self) -> Iterator[tuple[int, str]]:
+        no = 0
+        pending: list[tuple[int, str]] = []
+        first = True
+        for block in self._blocks:
+            for line in block:
+                no += 1
+                if first:
+                    line = line.removeprefix("\ufeff")
+                    first = False
+                if not line.strip():
+                    pending.append((no, line))
+                    continue
+                if pending:
+                    yield from ((n, ln) for n, ln in pending if ln or n == 1)
+                    pending.clear()
+                yield no, line
+
+
+@dataclass
+class _TimeState:
+    step_us: int | None = None
+    failed: bool = False  # no step could be defined; only the stamps are checked
+    prev_us: int | None = None
+    prev_bad: bool = False
+    prev_cell: str = ""
+
+
+class TraceChunks:
+    """A trace that is read chunk by chunk (see `iter_trace`); iterable more than once."""
+
+    def __init__(self, blocks: Callable[[], Iterator[list[str]]], cfg: SiteConfig,
+                 source: str, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> None:
+        if chunk_rows < 2:
+            raise ValueError("chunk_rows must be at least 2")
+        self._blocks = blocks
+        self.cfg = cfg
+        self.source = source
+        self.chunk_rows = chunk_rows
+
+    def __iter__(self) -> Iterator[Trace]:
+        problems = Problems(self.source)
+        lines = iter(_Lines(self._blocks()))
+        head = next(lines, None)
+        if head is None:
+            raise InputError(self.source, [Problem("", "file is empty (no header row)")])
+        header = [h.strip() for h in (next(csv.reader([head[1]])) if '"' in head[1]
+                                       else head[1].split(","))]
+        index: dict[str, int] = {}
+        for i, name in enumerate(header):
+            if name in KNOWN_COLUMNS:
+                if name in index:
+                    problems.add(1, i, "header", f"column '{name}' appears more than once")
+                index.setdefault(name, i)
+        for name in REQUIRED_COLUMNS:
+            if name not in index:
+                problems.add(1, 0, "header", f"required column '{name}' is missing")
+        problems.raise_if_any()
+        tstate = _TimeState()
+        rows = 0
+        while True:
+            numbered = list(islice(lines, self.chunk_rows))
+            if rows == 0 and len(numbered) < 2:
+                # width problems first, as for a whole file
+                _cells(numbered, len(header), problems)
+                problems.raise_if_any()
+                raise InputError(self.source, [Problem(
+                    "", f"needs at least 2 data rows to define the step, has {len(numbered)}")])
+            if not numbered:
+                break
+            rows += len(numbered)
+            if len(problems.items) >= _STOP_AFTER_PROBLEMS:
+                break
+            chunk = self._chunk(numbered, header, index, tstate, problems)
+            if chunk is not None and not problems:
+                yield chunk
+        problems.raise_if_any()
+
+    def _chunk(self, numbered: list[tuple[int, str]], header: list[str],
+               index: dict[str, int], tstate: _TimeState, problems: Problems) -> Trace | None:
+        line_no = [n for n, _ in numbered]
+        columns = _cells(numbered, len(header), problems)
+        if columns is None:
+            return None
+        time_us = _chunk_times(columns[index["time"]], line_no, index["time"], problems, tstate)
+        values: dict[str, FloatArray] = {}
+        for name in NUMBER_COLUMNS:
             if name in index:
-                problems.add(1, i, "header", f"column '{name}' appears more than once")
-            index.setdefault(name, i)
-    for name in REQUIRED_COLUMNS:
-        if name not in index:
-            problems.add(1, 0, "header", f"required column '{name}' is missing")
-    problems.raise_if_any()
-    n = len(line_no)
-    if n < 2:
-        raise InputError(
-            source, [Problem("", f"needs at least 2 data rows to define the step, has {n}")]
+                values[name] = _parse_numbers(
+                    columns[index[name]], name, line_no, index[name], problems
+                )
+        if problems or tstate.step_us is None:
+            return None
+        n = len(line_no)
+        cfg = self.cfg
+
+        def given(name: str, default: float) -> FloatArray:
+            return values[name] if name in values else np.full(n, default, dtype=np.float64)
+
+        nan = float("nan")
+        return Trace(
+            time_s=time_us.astype(np.float64) / 1e6,
+            pv_w=values["pv_w"],
+            load_w=values["load_w"],
+            heat_demand_w=given("heat_demand_w", 0.0),
+            outdoor_c=given("outdoor_c", nan),
+            import_price=given("import_price", float(cfg.tariffs.import_price_per_kwh)),
+            export_price=given("export_price", float(cfg.tariffs.export_price_per_kwh)),
+            hashprice=given("hashprice", nan),
+            dr_limit_w=given("dr_limit_w", nan),
+            step_s=tstate.step_us / 1e6,
+            source=self.source,
+            columns=frozenset(index),
         )
 
-    time_us, step_us = _parse_times(columns[index["time"]], line_no, index["time"], problems)
-    values: dict[str, FloatArray] = {}
-    for name in NUMBER_COLUMNS:
-        if name in index:
-            values[name] = _parse_numbers(
-                columns[index[name]], name, line_no, index[name], problems
-            )
-    problems.raise_if_any()
-    assert time_us is not None and step_us is not None
 
-    def given(name: str, default: float) -> FloatArray:
-        return values[name] if name in values else np.full(n, default, dtype=np.float64)
+def _cells(numbered: list[tuple[int, str]], width: int,
+           problems: Problems) -> list[Sequence[str]] | None:
+    """The cells of each column of these rows, or None (and problems) if a row has the
+    wrong number of fields. Rows without quotes take a fast path: one join and split."""
+    body = [ln for _, ln in numbered]
+    flat_text = ",".join(body)
+    quoted = '"' in flat_text
+    rows: list[list[str]] = []
+    if quoted:
+        rows = list(csv.reader(body))
+        widths = [len(r) for r in rows]
+    else:
+        widths = [ln.count(",") + 1 for ln in body]
+    bad = [i for i, w in enumerate(widths) if w != width]
+    for i in bad[: MAX_PROBLEMS + 1]:
+        n = numbered[i][0]
+        problems.add(n, 0, f"row {n}", f"has {widths[i]} fields, the header has {width}")
+    if bad:
+        return None
+    if quoted:
+        return [list(c) for c in zip(*rows, strict=True)] if rows else [[]] * width
+    flat = flat_text.split(",") if body else []
+    return [flat[j::width] for j in range(width)]
 
-    nan = float("nan")
-    return Trace(
-        time_s=time_us.astype(np.float64) / 1e6,
-        pv_w=values["pv_w"],
-        load_w=values["load_w"],
-        heat_demand_w=given("heat_demand_w", 0.0),
-        outdoor_c=given("outdoor_c", nan),
-        import_price=given("import_price", float(cfg.tariffs.import_price_per_kwh)),
-        export_price=given("export_price", float(cfg.tariffs.export_price_per_kwh)),
-        hashprice=given("hashprice", nan),
-        dr_limit_w=given("dr_limit_w", nan),
-        step_s=step_us / 1e6,
-        source=source,
-        columns=frozenset(index),
-    )
+
+def _chunk_times(cells: Sequence[str], line_no: Sequence[int], col: int, problems: Problems,
+                 st: _TimeState) -> npt.NDArray[np.int64]:
+    """Times as integer UTC epoch microseconds; the step comes from the file's first two
+    rows and every row (across chunks) must follow its predecessor by exactly one step.
+
+    Every stamp is parsed (no sampling): with `fromisoformat` in C that costs ~0.15 s for
+    half a million rows, and it accepts any offset, so a trace written in local time with
+    DST offsets (+01:00 then +02:00) is read correctly as long as it is regular in UTC.
+    """
+    n = len(cells)
+    try:
+        stamps = list(map(datetime.fromisoformat, cells))
+        if None in map(datetime.utcoffset, stamps):
+            raise ValueError("naive time")
+        bad = np.zeros(n, dtype=bool)
+        ts = np.fromiter(map(datetime.timestamp, stamps), dtype=np.float64, count=n)
+    except ValueError:
+        # Slow path, only for files with problems: find and explain each bad stamp.
+        parsed = [_parse_one_time(c) for c in cells]
+        bad = np.fromiter((isinstance(s, str) for s in parsed), dtype=bool, count=n)
+        for i in np.flatnonzero(bad)[: MAX_PROBLEMS + 1].tolist():
+            problems.cell(line_no[i], col, "time", str(parsed[i]))
+        ts = np.fromiter(
+            (0.0 if isinstance(s, str) else s.timestamp() for s in parsed),
+            dtype=np.float64,
+            count=n,
+        )
+    us = np.round(ts * 1e6).astype(np.int64)
+    first = st.prev_us is None and not st.failed and st.step_us is None
+    if first:
+        if bad[0] or bad[1]:
+            st.failed = True  # no step to check against; the parse problems say why
+        else:
+            step = int(us[1] - us[0])
+            if step < MIN_STEP_S * 1e6:
+                why = (
+                    "is not after the previous row (times must increase)"
+                    if step <= 0
+                    else f"is only {step / 1e6:g} s after the previous row; the step must be "
+                         ">= 1 s"
+                )
+                problems.cell(line_no[1], col, "time", f"time {cells[1].strip()!r} {why}")
+                st.failed = True
+            else:
+                st.step_us = step
+    if not st.failed and st.step_us is not None:
+        step = st.step_us
+        if st.prev_us is None:
+            full, full_bad, shift = us, bad, 1
+        else:
+            full = np.concatenate(([st.prev_us], us))
+            full_bad = np.concatenate(([st.prev_bad], bad))
+            shift = 0
+        diffs = np.diff(full)
+        wrong = (diffs != step) & ~full_bad[1:] & ~full_bad[:-1]
+        for k in np.flatnonzero(wrong)[: MAX_PROBLEMS + 1].tolist():
+            i = k + shift
+            d = int(diffs[k])
+            if d <= 0:
+                why = "is not after the previous row (times must increase)"
+            elif d > step and d % step == 0:
+                why = f"follows the previous row by {d / 1e6:g} s: {d // step - 1} step(s) " \
+                      "missing"
+            else:
+                why = f"follows the previous row by {d / 1e6:g} s, the step is {step / 1e6:g} s"
+            problems.cell(line_no[i], col, "time", f"time {cells[i].strip()!r} {why}")
+    if n:
+        st.prev_us, st.prev_bad = int(us[-1]), bool(bad[-1])
+    return us
 
 
 def split_csv(
@@ -278,60 +543,6 @@ def _parse_one_time(cell: str) -> datetime | str:
             "changes, so write UTC with 'Z' (2015-04-10T12:00:00Z) or an offset (+02:00)"
         )
     return stamp
-
-
-def _parse_times(
-    cells: Sequence[str], line_no: Sequence[int], col: int, problems: Problems
-) -> tuple[npt.NDArray[np.int64] | None, int | None]:
-    """Times as integer UTC epoch microseconds, and the step from the first two rows.
-
-    Every stamp is parsed (no sampling): with `fromisoformat` in C that costs ~0.15 s for
-    half a million rows, and it accepts any offset, so a trace written in local time with
-    DST offsets (+01:00 then +02:00) is read correctly as long as it is regular in UTC.
-    """
-    n = len(cells)
-    try:
-        stamps = list(map(datetime.fromisoformat, cells))
-        if None in map(datetime.utcoffset, stamps):
-            raise ValueError("naive time")
-        bad = np.zeros(n, dtype=bool)
-        ts = np.fromiter(map(datetime.timestamp, stamps), dtype=np.float64, count=n)
-    except ValueError:
-        # Slow path, only for files with problems: find and explain each bad stamp.
-        parsed = [_parse_one_time(c) for c in cells]
-        bad = np.fromiter((isinstance(s, str) for s in parsed), dtype=bool, count=n)
-        for i in np.flatnonzero(bad)[: MAX_PROBLEMS + 1].tolist():
-            problems.cell(line_no[i], col, "time", str(parsed[i]))
-        ts = np.fromiter(
-            (0.0 if isinstance(s, str) else s.timestamp() for s in parsed),
-            dtype=np.float64,
-            count=n,
-        )
-    us = np.round(ts * 1e6).astype(np.int64)
-    if bad[0] or bad[1]:
-        return None, None  # no step to check against; the parse problems say why
-    step = int(us[1] - us[0])
-    if step < MIN_STEP_S * 1e6:
-        why = (
-            "is not after the previous row (times must increase)"
-            if step <= 0
-            else f"is only {step / 1e6:g} s after the previous row; the step must be >= 1 s"
-        )
-        problems.cell(line_no[1], col, "time", f"time {cells[1].strip()!r} {why}")
-        return None, None
-    diffs = np.diff(us)
-    wrong = (diffs != step) & ~bad[1:] & ~bad[:-1]
-    for k in np.flatnonzero(wrong)[: MAX_PROBLEMS + 1].tolist():
-        i = k + 1
-        d = int(diffs[k])
-        if d <= 0:
-            why = "is not after the previous row (times must increase)"
-        elif d > step and d % step == 0:
-            why = f"follows the previous row by {d / 1e6:g} s: {d // step - 1} step(s) missing"
-        else:
-            why = f"follows the previous row by {d / 1e6:g} s, the step is {step / 1e6:g} s"
-        problems.cell(line_no[i], col, "time", f"time {cells[i].strip()!r} {why}")
-    return us, step
 
 
 def _parse_numbers(

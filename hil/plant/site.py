@@ -185,20 +185,32 @@ class Plant:
         return pv_used, bat, 0.0 if self.island else grid
 
 
-def surplus_without_miners(cfg: SiteConfig, pv_w: list[float], load_w: list[float],
-                           step_s: float) -> list[float]:
+class MinerlessSurplus:
     """What would be exported or curtailed each step if the site had no miners.
 
     The counterfactual behind "surplus" and "surplus capture": the same battery, the same
-    export limit, no miners (the tank does not matter for it, so it is left out).
+    export limit, no miners (the tank does not matter for it, so it is left out). Fed
+    the trace in consecutive pieces, it carries the battery's state between them.
     """
-    battery = BatteryModel(cfg.battery) if cfg.battery is not None else None
-    out = []
-    for pv, load in zip(pv_w, load_w, strict=True):
-        net = pv - load
-        bat = 0.0
-        if battery is not None:
+
+    def __init__(self, cfg: SiteConfig, step_s: float) -> None:
+        self.battery = BatteryModel(cfg.battery) if cfg.battery is not None else None
+        self.step_s = step_s
+
+    def run(self, pv_w: list[float], load_w: list[float]) -> list[float]:
+        battery, step_s = self.battery, self.step_s
+        if battery is None:
+            return [max(pv - load, 0.0) for pv, load in zip(pv_w, load_w, strict=True)]
+        out = []
+        for pv, load in zip(pv_w, load_w, strict=True):
+            net = pv - load
             bat = battery.response_w(net, step_s)
             battery.advance(bat, step_s)
-        out.append(max(net - bat, 0.0))
-    return out
+            out.append(max(net - bat, 0.0))
+        return out
+
+
+def surplus_without_miners(cfg: SiteConfig, pv_w: list[float], load_w: list[float],
+                           step_s: float) -> list[float]:
+    """`MinerlessSurplus` over a whole trace."""
+    return MinerlessSurplus(cfg, step_s).run(pv_w, load_w)

@@ -102,11 +102,7 @@ def _block_samples(b: Block, cache: _Terms, tariff: Tariff | None, start: int = 
 def sim_samples(result: SimResult, tariff: Tariff | None = None,
                 start: int = 0) -> Iterator[Sample]:
     """One `Sample` per timeline row of a kept result, from row `start` (lazily)."""
-    tr = result.kept_trace()
-    b = Block(start=0, trace=tr, columns=result.columns, mode=result.mode,
-              limiter=result.limiter, miner_run=result.miner_run,
-              miner_energy_j=result.miner_energy_j)
-    return _block_samples(b, _Terms(result.cfg), tariff, start)
+    return _block_samples(result.as_block(), _Terms(result.cfg), tariff, start)
 
 
 class SimLedgerSink:
@@ -182,11 +178,8 @@ def write_sim_ledger(result: SimResult, url: str, *, flush_every_s: float = SIM_
     Rows the database already has are not even generated again (a killed year-long run
     resumes where its last flush ended).
     """
-    tr = result.kept_trace()
     sink = SimLedgerSink(result.cfg, url, flush_every_s=flush_every_s, tariff=tariff,
                          clock=clock)
-    sink.block(Block(start=0, trace=tr, columns=result.columns, mode=result.mode,
-                     limiter=result.limiter, miner_run=result.miner_run,
-                     miner_energy_j=result.miner_energy_j))
+    sink.block(result.as_block())
     sink.close()
     return sink.result()

@@ -23,6 +23,7 @@ import numpy.typing as npt
 from controller.config.models import MinerConfig, SiteConfig
 from controller.plan.value import value_per_th
 from controller.sim.runner import SimResult
+from controller.sim.stream import Block
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -48,26 +49,55 @@ def best_value_per_kwh(cfg: SiteConfig, hashprice: FloatArray) -> FloatArray:
     return value_per_th(cfg, hashprice) * 3.6e6 / best_j_per_th
 
 
+class QualitySums:
+    """The running sums behind `quality`, fed block by block (a simulation consumer:
+    `simulate(..., consumers=[q])` on a trace of any length)."""
+
+    def __init__(self, cfg: SiteConfig, step_s: float) -> None:
+        self.cfg, self.step_s = cfg, step_s
+        self.miners = list(cfg.miners)
+        self.rows = 0
+        self.limit = self.from_surplus = self.miner = self.grid = 0.0
+        self.costly_miner = self.costly_grid = 0.0
+
+    def block(self, b: Block) -> None:
+        c = b.columns
+        limit = absorbable_w(c["surplus_w"], self.miners)
+        self.limit += float(limit.sum())
+        self.from_surplus += float(
+            np.minimum(np.minimum(c["miner_from_pv_w"], c["surplus_w"]), limit).sum())
+        self.miner += float(np.sum(c["miner_w"]))
+        grid = c["miner_from_grid_w"]
+        self.grid += float(grid.sum())
+        costly = c["import_price"] > best_value_per_kwh(self.cfg, b.trace.hashprice)
+        self.costly_miner += float(np.sum(c["miner_w"][costly]))
+        self.costly_grid += float(np.sum(grid[costly]))
+        self.rows += len(b)
+
+    def close(self) -> None:
+        pass
+
+    def figures(self, starts: dict[str, int]) -> dict[str, Any]:
+        dt = self.step_s
+        kwh = dt / 3.6e6
+        miner_kwh = self.miner * kwh
+        days = self.rows * dt / 86_400.0
+        per_day = {k: v / days for k, v in starts.items()} if days > 0 else {}
+        return {
+            "limit_kwh": self.limit * kwh,
+            "captured_kwh": self.from_surplus * kwh,
+            "capture_of_limit": self.from_surplus / self.limit if self.limit > 0 else None,
+            "caused_import_kwh": self.grid * kwh,
+            "caused_import": self.grid * kwh / miner_kwh if miner_kwh > 0 else 0.0,
+            "costly_import": self.costly_grid * kwh / (self.costly_miner * kwh)
+            if self.costly_miner > 0 else 0.0,
+            "starts_per_day": per_day,
+            "max_starts_per_day": max(per_day.values(), default=0.0),
+        }
+
+
 def quality(r: SimResult) -> dict[str, Any]:
-    cfg, c, dt = r.cfg, r.columns, r.trace.step_s
-    limit = absorbable_w(c["surplus_w"], list(cfg.miners))
-    from_surplus = np.minimum(np.minimum(c["miner_from_pv_w"], c["surplus_w"]), limit)
-    limit_kwh = float(limit.sum()) * dt / 3.6e6
-    miner_kwh = float(np.sum(c["miner_w"])) * dt / 3.6e6
-    grid = c["miner_from_grid_w"]
-    costly = c["import_price"] > best_value_per_kwh(cfg, r.trace.hashprice)
-    costly_miner_kwh = float(np.sum(c["miner_w"][costly])) * dt / 3.6e6
-    costly_grid_kwh = float(np.sum(grid[costly])) * dt / 3.6e6
-    days = len(c["miner_w"]) * dt / 86_400.0
-    starts = {k: v / days for k, v in r.starts.items()} if days > 0 else {}
-    return {
-        "limit_kwh": limit_kwh,
-        "captured_kwh": float(from_surplus.sum()) * dt / 3.6e6,
-        "capture_of_limit": float(from_surplus.sum()) / float(limit.sum())
-        if limit.sum() > 0 else None,
-        "caused_import_kwh": float(grid.sum()) * dt / 3.6e6,
-        "caused_import": float(grid.sum()) * dt / 3.6e6 / miner_kwh if miner_kwh > 0 else 0.0,
-        "costly_import": costly_grid_kwh / costly_miner_kwh if costly_miner_kwh > 0 else 0.0,
-        "starts_per_day": starts,
-        "max_starts_per_day": max(starts.values(), default=0.0),
-    }
+    """The figures of a run that kept its columns (a streamed run: `QualitySums`)."""
+    q = QualitySums(r.cfg, r.step_s)
+    q.block(r.as_block())
+    return q.figures(r.starts)

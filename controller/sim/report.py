@@ -18,7 +18,6 @@ from controller.plan.value import heat_cost_per_kwh
 from controller.sim.runner import SimResult
 from controller.sim.stream import (
     TIMELINE_HEADER,
-    Block,
     OnOffCheck,
     TimelineWriter,
     import_violation_rows,
@@ -28,24 +27,16 @@ from controller.sim.stream import (
 _MONEY = Decimal("0.01")
 
 
-def _whole(r: SimResult) -> Block:
-    """A kept result as one block (the checks and the timeline run on blocks)."""
-    tr = r.kept_trace()
-    return Block(start=0, trace=tr, columns=r.columns, mode=r.mode, limiter=r.limiter,
-                 miner_run=r.miner_run, miner_energy_j=r.miner_energy_j,
-                 forced_off=r.forced_off)
-
-
 def import_limit_violations(r: SimResult) -> list[int]:
     """Rows where the miners' *commanded* power would still push import past the limit
     (see `controller.sim.stream.import_violation_rows`); needs kept columns."""
-    return import_violation_rows(_whole(r), r.cfg.site.import_limit_w)
+    return import_violation_rows(r.as_block(), r.cfg.site.import_limit_w)
 
 
 def min_on_off_violations(r: SimResult) -> list[tuple[str, int, str]]:
     """(miner, row, 'on'|'off') where a switch came too soon and no hard limit forced it;
     needs kept columns."""
-    return OnOffCheck(r.cfg, r.step_s).feed(_whole(r))
+    return OnOffCheck(r.cfg, r.step_s).feed(r.as_block())
 
 
 def _money(x: float) -> str:
@@ -138,5 +129,5 @@ def timeline_text(r: SimResult) -> str:
 
 def write_timeline(r: SimResult, path: str | Path) -> None:
     w = TimelineWriter(path)
-    w.block(_whole(r))
+    w.block(r.as_block())
     w.close()

@@ -85,6 +85,12 @@ class SimResult:
                              "per-row arrays were not kept")
         return self.trace
 
+    def as_block(self) -> Block:
+        """A kept run as one block, for code written for blocks (checks, timeline, ...)."""
+        return Block(start=0, trace=self.kept_trace(), columns=self.columns, mode=self.mode,
+                     limiter=self.limiter, miner_run=self.miner_run,
+                     miner_energy_j=self.miner_energy_j, forced_off=self.forced_off)
+
 
 @contextmanager
 def _gc_paused() -> Iterator[None]:

@@ -35,8 +35,8 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoProcess]:
     d = DemoProcess(tmp_path_factory.mktemp("browser") / "data", free_port())
-    d.start()
     try:
+        d.start()  # a start that times out must not leave the demo running
         yield d
     finally:
         d.stop()

@@ -59,6 +59,13 @@ class Miner(_Out):
     temp_c: float | None
     manual_w: float | None = Field(default=None, description="Fixed power set by hand")
     heats_tank: bool
+    reason: str | None = Field(
+        default=None, description="The controller's reason code for what it does now "
+        "(min_off, on_delay, booting, stale_meter, price, cannot_pause, ...)")
+    reason_left_s: float | None = Field(
+        default=None, description="Seconds until the reason may lift (as of this tick)")
+    why: str | None = Field(default=None, description="The reason in one sentence for "
+                                                      "residents, with the time left")
 
 
 class Alarm(_Out):

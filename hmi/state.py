@@ -7,12 +7,21 @@ judged with the tick's own monotonic time, exactly as the controller judged it.
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from controller.config.models import Mode, SiteConfig
-from controller.control.types import Measurements, MinerReading, Reading, Trip
+from controller.config.models import MinerConfig, Mode, SiteConfig
+from controller.control.types import (
+    Commands,
+    Measurements,
+    MinerCommand,
+    MinerReading,
+    Reading,
+    Trip,
+)
 from controller.runtime.dr import DrEvent
 from controller.runtime.ports import TickRecord
 from hmi.schemas import Alarm, Flows, GridRequest, Miner, StateOut, Tank
@@ -116,6 +125,100 @@ def flows_of(m: Measurements, now: float, cfg: SiteConfig) -> Flows:
                  miners_w=miners_w, heat_to_tank_w=heat, stale=stale)
 
 
+# -- why a miner does what it does ------------------------------------------------------------
+
+# The controller's per-miner reason codes (MinerCommand.reason) -> what a resident reads.
+# "{left}" becomes the time left (MinerCommand.reason_left_s), e.g. "3 min"; a sentence
+# without a time left drops the part in brackets: "[... in {left}]".
+_REASONS: dict[str, str] = {
+    "min_off": "Rests for its minimum off time after a stop[: may start again in {left}].",
+    "min_on": "Keeps running for its minimum run time[: {left} to go].",
+    "on_delay": "Waits to see the spare power last[: starts in {left} if it does].",
+    "off_delay": "Spare power dropped: it stops[ in {left}] unless the power comes back.",
+    "booting": "Starting up[: hashing in about {left}].",
+    "start_delay": "The controller just started and waits a moment before the miners start"
+                   "[ ({left})].",
+    "waiting_measurements": "The controller just started and waits for the first meter "
+                            "reading.",
+    "stale_meter": "Off: no reading from the grid meter.",
+    "stale_battery": "Off: no reading from the battery.",
+    "stale_tank": "Off: no tank temperature.",
+    "import_limit": "Held back: the house is close to its grid limit.",
+    "battery_reserve": "Held back: the battery is at its reserve.",
+    "dr_cap": "Held back by the grid operator's limit.",
+    "tank_max": "Off: the tank is full of heat.",
+    "tank_target": "Off: the tank has reached its target.",
+    "price": "Off: power costs more now than the miner earns with it.",
+    "price_spike": "Off: power is very expensive right now.",
+    "schedule": "Off: outside the hours it may run.",
+    "quiet_hours": "Held low: quiet hours.",
+    "not_enough_surplus": "Off: not enough spare solar power for it.",
+    "surplus": "Runs on spare solar power.",
+    "tank": "Heats the tank towards its target.",
+    "paused_by_user": "Paused (from this page or by the home system).",
+    "hold": "Held off.",
+    "cannot_pause": "Cannot pause: its firmware has no pause, so it stays at its lowest "
+                    "power{power}.",
+    "manual": "Held at a fixed power set by the installer.",
+    "forced_off": "Stopped early by a safety limit.",
+    "no_data": "No answer from the miner.",
+    "unavailable": "No answer from the miner.",
+}
+
+_OFF_WORDS = ("Off: ", "Held back: ", "Held low: ")
+
+
+def duration_words(s: float) -> str:
+    """40 s, 3 min, 1 h 5 min: how long, as a person says it (rounded up: a resident who
+    waits the time said must not find it still waiting)."""
+    s = max(0.0, s)
+    if s < 60:
+        return f"{max(1, math.ceil(s))} s"
+    m = math.ceil(s / 60)
+    if m < 60:
+        return f"{m} min"
+    return f"{m // 60} h" + (f" {m % 60} min" if m % 60 else "")
+
+
+def reason_words(code: str, left_s: float | None = None, power_w: float | None = None) -> str:
+    """One sentence for a reason code, with the time left when the controller gave one."""
+    text = _REASONS.get(code)
+    if text is None:
+        text = code.replace("_", " ").capitalize() + "[ ({left} left)]."
+    if left_s is not None and left_s > 0:
+        text = text.replace("[", "").replace("]", "").replace("{left}",
+                                                                duration_words(left_s))
+    else:
+        text = re.sub(r"\[[^\]]*\]", "", text)
+    return text.replace("{power}", "" if power_w is None else f", {power_words(power_w)}")
+
+
+# Firmware without a pause (controller/miners/axeos.py: `can_pause = False`).
+_NO_PAUSE_APIS = frozenset({"axeos"})
+
+
+def _fallback_reason(mc: MinerConfig, c: MinerCommand | None, state: str, cmds: Commands,
+                     hold_reason: str | None) -> str | None:
+    """Only if the controller gave no reason (an older control core): what the tick itself
+    says, never a guess about timers."""
+    name = mc.name
+    if state == "no_data":
+        return "no_data"
+    if c is not None and c.run:
+        return None
+    if state in ("mining", "starting") and mc.driver.get("api") in _NO_PAUSE_APIS:
+        return "cannot_pause"
+    if hold_reason is not None:
+        if hold_reason == "waiting for fresh measurements":
+            return "waiting_measurements"
+        return "start_delay" if hold_reason.startswith("random start-up delay") \
+            else "paused_by_user"
+    for t in cmds.trips:
+        if t.miner in (None, name) and t.code in _REASONS and t.code != "hold":
+            return t.code
+    return None
+
+
 def _miner_state(r: MinerReading | None, run: bool, now: float, limit_s: float) -> str:
     if r is None or now - r.at_s > limit_s:
         return "no_data"
@@ -133,30 +236,82 @@ def miners_of(tick: TickRecord, cfg: SiteConfig) -> list[Miner]:
         r = tick.measurements.miners.get(mc.name)
         c = cmds.get(mc.name)
         state = _miner_state(r, c.run if c else False, now, limit)
+        reason: str | None = getattr(c, "reason", None) or None
+        left = getattr(c, "reason_left_s", None)
+        if reason is None:
+            reason = _fallback_reason(mc, c, state, tick.commands,
+                                      tick.overrides.hold_reason)
+            left = None
+        if mc.name in manual and reason not in ("no_data", "unavailable", "forced_off"):
+            reason, left = "manual", None
+        power = None if r is None else r.power_w
         out.append(Miner(
             name=mc.name, kind=mc.kind, state=state,
-            power_w=None if r is None else r.power_w,
+            power_w=power,
             target_w=c.power_target_w if c else 0.0, max_power_w=mc.max_power_w,
             hashrate_ths=None if r is None else r.hashrate_ths,
             temp_c=None if r is None else r.temp_c,
-            manual_w=manual.get(mc.name), heats_tank=mc.heats_tank))
+            manual_w=manual.get(mc.name), heats_tank=mc.heats_tank,
+            reason=reason, reason_left_s=None if left is None else round(float(left), 1),
+            why=None if reason is None else reason_words(reason, left, power)))
     return out
 
 
 _RANK = {"alarm": 0, "warning": 1, "info": 2}
 
 
-def status_of(tick: TickRecord, cfg: SiteConfig, paused: bool) -> str:
+def _waiting(miners: list[Miner]) -> list[Miner]:
+    """Miners that could take power but do not, with the controller's reason."""
+    return [m for m in miners if m.reason is not None and m.state != "mining"
+            and m.reason not in ("surplus", "tank", "min_on", "manual", "cannot_pause")]
+
+
+def _who_waits(miners: list[Miner]) -> str:
+    """'s9: rests for its minimum off time after a stop: may start again in 3 min.'"""
+    parts = []
+    for m in miners[:2]:
+        why = m.why or ""
+        parts.append(f"{m.name}: {why[:1].lower()}{why[1:]}".removesuffix("."))
+    more = f" (and {len(miners) - 2} more)" if len(miners) > 2 else ""
+    return "; ".join(parts) + more + "."
+
+
+def status_of(tick: TickRecord, cfg: SiteConfig, paused: bool,
+              miners: list[Miner] | None = None) -> str:
     """The most serious reason first: a safety trip says more than the limiter (which names
-    the first of several equal bounds, e.g. 'grid' when a stale meter also caps at 0)."""
+    the first of several equal bounds, e.g. 'grid' when a stale meter also caps at 0).
+
+    Never contradicts the numbers on the same page: "not enough spare solar" or "the
+    battery charges first" only while no more goes to the grid than an idle miner could
+    start on; otherwise the power going out and the miners' own reasons are said."""
     cmds = tick.commands
+    miners = miners if miners is not None else miners_of(tick, cfg)
     if paused:
+        stuck = [m for m in miners if m.reason == "cannot_pause"]
+        if stuck:
+            names = " and ".join(m.name for m in stuck[:3])
+            w = sum(m.power_w or 0 for m in stuck)
+            return (f"Miners are paused. Tap Resume to let them run again. {names} cannot "
+                    f"pause (no pause in their firmware): they stay at their lowest power, "
+                    f"{power_words(w)} together.")
         return "Miners are paused. Tap Resume to let them run again."
     trips = sorted((t for t in cmds.trips if t.code in _STATUS and t.code != "hold"),
                    key=lambda t: _RANK[_TRIPS[t.code][0]] if t.code in _TRIPS else 3)
     if trips and _TRIPS.get(trips[0].code, ("info",))[0] != "info":
         return _STATUS[trips[0].code]
+    g = tick.measurements.grid_power_w
+    export_w = max(0.0, -g.value) if g is not None else 0.0
+    idle = [mc for mc in cfg.miners
+            if next((m for m in miners if m.name == mc.name and m.state != "mining"), None)]
+    could_start_w = min((mc.min_power_w for mc in idle), default=math.inf)
+    exporting = export_w >= max(could_start_w, 100.0) + cfg.control.export_margin_w
+    waiting = _waiting(miners)
+    if exporting and waiting and cmds.limiter in ("grid", "tank"):
+        return f"{power_words(export_w)} goes to the grid. {_who_waits(waiting)}"
     if cmds.limiter == "grid" and cmds.total_target_w <= 0:
+        if exporting:
+            return (f"{power_words(export_w)} goes to the grid: the miners are about to "
+                    "take it.")
         policy = tick.debug.battery_policy if tick.debug is not None else ""
         if policy == "battery_first" and cfg.battery is not None:
             return ("The battery charges first: below "
@@ -268,6 +423,7 @@ def state_of(tick: TickRecord, cfg: SiteConfig, seq: int, boot_id: str,
         tank = Tank(temp_c=_value(m.tank_temp_c), target_c=target,
                     min_c=t.min_c, max_c=t.max_c, target_overridden=o.tank_target_c is not None)
     alarms = [alarm_of(tr, o.hold_reason) for tr in c.trips]
+    miners = miners_of(tick, cfg)
     return StateOut(
         available=True, seq=seq, boot_id=boot_id,
         at=tick.at_utc.strftime("%Y-%m-%dT%H:%M:%SZ"), tick_s=cfg.control.tick_s,
@@ -275,8 +431,8 @@ def state_of(tick: TickRecord, cfg: SiteConfig, seq: int, boot_id: str,
         currency=cfg.site.currency,
         mode=c.mode, configured_mode=cfg.control.mode.value,
         modes_available=modes_available(cfg), paused=paused, hold_reason=o.hold_reason,
-        limiter=c.limiter, status=status_of(tick, cfg, paused),
-        flows=flows_of(m, tick.monotonic_s, cfg), tank=tank, miners=miners_of(tick, cfg),
+        limiter=c.limiter, status=status_of(tick, cfg, paused, miners),
+        flows=flows_of(m, tick.monotonic_s, cfg), tank=tank, miners=miners,
         alarms=alarms, dr_cap_w=o.dr_cap_w, dr_absorb_w=o.dr_absorb_w,
         grid_requests=grid_requests_of(dr_events, tick.at_utc, cfg.site.timezone),
         total_target_w=c.total_target_w,

@@ -297,7 +297,8 @@ function renderMiners(miners) {
          el("div", { class: "unit", text: "hash rate" })),
       el("div", {}, el("div", { class: "big", text: m.temp_c === null ? "–" : `${Math.round(m.temp_c)}°` }),
          el("div", { class: "unit", text: "temp." })),
-      el("div", { class: "bar" }, el("i", { style: `width:${pct.toFixed(0)}%` }))));
+      el("div", { class: "bar" }, el("i", { style: `width:${pct.toFixed(0)}%` })),
+      m.why ? el("div", { class: "why", text: m.why }) : null));
   }
 }
 

@@ -2,6 +2,7 @@
 
     hearth hmi demo [--port 8080] [--data-dir DIR] [--tick-real-s 1]
     hearth hmi reset-password --config SITE.toml   (or --auth-store PATH)
+    hearth hmi cert --config SITE.toml [--name pi.local ...] [--ip 192.168.1.20 ...]
 
 `register(subparsers)` adds the group to the main `hearth` parser; handlers return the exit
 code and let `InputError` through (exit 2).
@@ -34,6 +35,17 @@ def register(subparsers: Any) -> None:
     reset.add_argument("--auth-store", help="path of the auth store instead")
     reset.set_defaults(func=_reset)
 
+    cert = sub.add_parser("cert", help="make a self-signed HTTPS certificate for the HMI on "
+                                       "the LAN (the Pi's .local name and addresses)")
+    cert.add_argument("--config", help="site TOML: the files go into its service.data_dir")
+    cert.add_argument("--out", help="folder for hmi-cert.pem and hmi-key.pem instead")
+    cert.add_argument("--name", action="append", help="a name the tablet uses (repeatable; "
+                                                      "default: <hostname>.local, hostname)")
+    cert.add_argument("--ip", action="append", help="an address the tablet uses (repeatable; "
+                                                    "default: this machine's LAN address)")
+    cert.add_argument("--days", type=int, default=825, help="validity (Apple: 825 at most)")
+    cert.set_defaults(func=_cert)
+
 
 def _reset(args: argparse.Namespace) -> int:
     from pathlib import Path
@@ -58,4 +70,31 @@ def _reset(args: argparse.Namespace) -> int:
     store.reset_installer()
     print(f"{path}: installer password and all logins removed. Restart the Hearth service; "
           "it prints a new one-time setup code to its log.")
+    return 0
+
+
+def _cert(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from hmi.tls import make_cert
+
+    if (args.config is None) == (args.out is None):
+        raise InputError("hearth hmi cert", [Problem("--config/--out",
+                                                     "give exactly one of them")])
+    if not 1 <= args.days <= 3650:
+        raise InputError("hearth hmi cert", [Problem("--days", "must be 1 to 3650")])
+    if args.config is not None:
+        from controller.config import load_site
+
+        out = Path(load_site(args.config).service.data_dir)
+    else:
+        out = Path(args.out)
+    c = make_cert(out.resolve(), args.name, args.ip, args.days)
+    print(f"HMI certificate for {', '.join(c.names + c.addresses)} ({args.days} days, "
+          f"made with {c.tool}):\n  {c.cert}\n  {c.key} (private key, mode 0600)\n"
+          f"SHA-256 fingerprint: {c.sha256}\n\n"
+          f"Add to the site file and restart the service:\n\n[hmi]\n"
+          f'tls_cert_file = "{c.cert}"\ntls_key_file = "{c.key}"\n\n'
+          f"Then the wall page is https://{c.names[0]}:8080/ - each tablet must trust "
+          f"{c.cert.name} once (docs/hmi.md, 'HTTPS on the LAN').")
     return 0

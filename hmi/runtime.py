@@ -53,7 +53,9 @@ class HmiRuntime:
             n = self.publisher.backfill(ctx.ledger.telemetry(int(now - 86_400), int(now)))
             log.info("HMI chart: %d points of history from the ledger", n)
         self.server = HmiServer(create_app(ctx), host or self.settings.listen_host,
-                                port or self.settings.listen_port)
+                                port or self.settings.listen_port,
+                                tls_cert_file=self.settings.tls_cert_file,
+                                tls_key_file=self.settings.tls_key_file)
         await self.server.start()
         return self.server
 

@@ -27,14 +27,19 @@ class _Server(uvicorn.Server):
 
 class HmiServer:
     def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 8080, *,
-                 sock: socket.socket | None = None, grace_s: float = 2.0) -> None:
+                 sock: socket.socket | None = None, grace_s: float = 2.0,
+                 tls_cert_file: str | None = None, tls_key_file: str | None = None) -> None:
+        """With `tls_cert_file` and `tls_key_file`: HTTPS only (TLS 1.2+, uvicorn's
+        defaults), so the installer password and the PIN never cross the LAN in clear."""
         self.app = app
         self.host, self.port = host, port
         self.sock = sock
+        self.tls = tls_cert_file is not None
         config = uvicorn.Config(app, host=host, port=port, log_level="warning",
                                 access_log=False, lifespan="off",
                                 timeout_graceful_shutdown=int(max(grace_s, 1)),
-                                proxy_headers=False, server_header=False)
+                                proxy_headers=False, server_header=False,
+                                ssl_certfile=tls_cert_file, ssl_keyfile=tls_key_file)
         self.server = _Server(config)
         self._task: asyncio.Task[None] | None = None
 
@@ -49,7 +54,7 @@ class HmiServer:
             await asyncio.sleep(0.01)
         if self.sock is not None:
             self.host, self.port = self.sock.getsockname()[:2]
-        log.info("HMI listening on http://%s:%d/", self.host, self.port)
+        log.info("HMI listening on %s/", self.url)
 
     async def stop(self) -> None:
         if self._task is None:
@@ -62,7 +67,7 @@ class HmiServer:
     @property
     def url(self) -> str:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
 
 def bind(host: str = "127.0.0.1", port: int = 0) -> socket.socket:

@@ -10,15 +10,19 @@ the service reads and writes.
 listen_host = "0.0.0.0"   # the tablet is another device on the LAN
 listen_port = 8080
 public_view = true        # the wall page can be read without logging in
+# HTTPS on the LAN (the password and the PIN must not travel in clear): `hearth hmi cert`
+# makes a self-signed certificate for the Pi's LAN name and prints these two lines.
+# tls_cert_file = "/var/lib/hearth/hmi-cert.pem"
+# tls_key_file = "/var/lib/hearth/hmi-key.pem"
 ```
 """
 
 from __future__ import annotations
 
 from pathlib import PurePosixPath
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from controller.config.base import Strict
 
@@ -63,12 +67,29 @@ class HmiSection(Strict):
         description="Mark cookies Secure: auto = when the request came over HTTPS",
     )
 
-    @field_validator("auth_store_path")
+    tls_cert_file: str | None = Field(
+        default=None, description="PEM certificate (chain): serve HTTPS instead of HTTP; "
+        "`hearth hmi cert` makes a self-signed one for the Pi's LAN name")
+    tls_key_file: str | None = Field(
+        default=None, description="PEM private key of tls_cert_file (readable by the service "
+        "only)")
+
+    @field_validator("auth_store_path", "tls_cert_file", "tls_key_file")
     @classmethod
     def _absolute(cls, v: str | None) -> str | None:
         if v is not None and not PurePosixPath(v).is_absolute():
             raise ValueError("must be an absolute path")
         return v
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Self:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together (both or neither)")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert_file is not None
 
     def auth_store(self, data_dir: str) -> str:
         """The auth store in use (the explicit one, or hmi-auth.json under data_dir)."""

@@ -121,8 +121,8 @@ async def serve(cfg: SiteConfig, site_path: str, *, ledger: bool = True, hmi: bo
         runtime = HmiRuntime(cfg, config_path=site_path)
         service.publishers.append(runtime.publisher)
         server = await runtime.start(service)
-        log.info("HMI on http://%s:%d/ (installer pages at /installer)", server.host,
-                 server.port)
+        log.info("HMI on %s://%s:%d/ (installer pages at /installer)",
+                 "https" if server.tls else "http", server.host, server.port)
     try:
         await service.run()
     finally:

@@ -29,7 +29,13 @@ firmware/.typings-rp2/.installed: | $(STAMP)
 	$(BIN)/python -m pip install --quiet --target firmware/.typings-rp2 micropython-rp2-rpi-pico-w-stubs==1.29.0.post1
 	@touch $@
 
-install: $(STAMP) system-deps $(FIRMWARE_NPM)
+# axe-core for the HMI's accessibility tests (injected into the pages by the browser tests,
+# never served by the Pi).
+A11Y_NPM := tests/hmi/a11y/node_modules/.package-lock.json
+$(A11Y_NPM): tests/hmi/a11y/package-lock.json | system-deps
+	npm ci --prefix tests/hmi/a11y --no-audit --no-fund --loglevel=error
+
+install: $(STAMP) system-deps $(FIRMWARE_NPM) $(A11Y_NPM)
 
 # Debian packages the test suite needs: Mosquitto (MQTT tests start their own broker),
 # socat (Modbus RTU over a pty pair), faketime (libfaketime: the HIL wall-clock step),
@@ -122,4 +128,5 @@ firmware-deploy: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis firmware/node_modules \
+	  tests/hmi/a11y/node_modules \
 	  firmware/.typings firmware/.typings-rp2

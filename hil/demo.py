@@ -27,9 +27,11 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import tomli_w
@@ -196,19 +198,31 @@ def _run_env(start_utc_s: float | None) -> dict[str, str]:
     return env
 
 
+def since_yesterday_h(start_s: float, timezone: str) -> float:
+    """Hours from the start of the site's previous day (local midnight) to `start_s`."""
+    local = datetime.fromtimestamp(start_s, ZoneInfo(timezone))
+    midnight = datetime.combine(local.date() - timedelta(days=1), dtime(0), local.tzinfo)
+    return (start_s - midnight.timestamp()) / 3600
+
+
 async def run_demo(site_file: Path, trace: Path, out: Path, speed: float, start_h: float,
-                   seconds: float | None, hmi_port: int = 8080, lived_h: float = 24.0) -> int:
+                   seconds: float | None, hmi_port: int = 8080,
+                   lived_h: float | None = None) -> int:
+    """`lived_h`: hours before the start lived through the simulator (None: from the start
+    of the site's previous day, so yesterday is complete and today has its morning)."""
     out.mkdir(parents=True, exist_ok=True)
     _fresh_data_dir(out)
     # The plant's site: the example's, with the state the day before left it in.
     plant = EmulatedSite(site_file, trace)
     sd = absolute_paths(plant.site_dict, site_file.resolve().parent)
     start_s = plant.trace.start_s + start_h * 3600
+    if lived_h is None:
+        lived_h = since_yesterday_h(start_s, plant.cfg.site.timezone)
     if lived_h > 0:
         ledger_url = f"sqlite:///{(out / 'ledger.sqlite3').resolve()}"
         soc, tank_c, rows = live_the_day_before(plant.cfg, plant.trace, start_s, lived_h,
                                                 ledger_url)
-        print(f"the {lived_h:g} h before the replay, lived through the simulator: {rows} "
+        print(f"the {lived_h:.0f} h before the replay, lived through the simulator: {rows} "
               f"steps in the ledger ({out / 'ledger.sqlite3'})", flush=True)
         if soc is not None:
             sd["battery"] = {**sd["battery"], "initial_soc_pct": round(soc, 2)}
@@ -317,8 +331,9 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--start-hour", type=float, default=10.0, help="hour of the trace day")
     ap.add_argument("--seconds", type=float, help="stop by itself after this long")
     ap.add_argument("--hmi-port", type=int, default=8080, help="where the HMI listens")
-    ap.add_argument("--lived-hours", type=float, default=24.0,
-                    help="hours before the start lived through the simulator (0: none)")
+    ap.add_argument("--lived-hours", type=float, default=None,
+                    help="hours before the start lived through the simulator (0: none; "
+                         "default: from the start of the site's previous day)")
 
 
 def run(a: argparse.Namespace) -> int:

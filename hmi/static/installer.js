@@ -198,11 +198,17 @@ function objectNode(path, name, s, value, { optional, depth }) {
     box.append(head);
     body = el("div", {});
     if (optional) {
-      present = el("input", { type: "checkbox", "data-present-for": path,
-                              "aria-label": `Use ${label(name)}` });
+      present = el("input", { type: "checkbox", "data-present-for": path });
       present.checked = value !== undefined && value !== null;
       present.addEventListener("change", () => { body.hidden = !present.checked; });
-      head.append(el("label", {}, present, ` ${label(name)}`));
+      if (depth === 1) {
+        // Nothing interactive inside <summary> (it is a button itself): the switch is the
+        // first thing in the opened section.
+        head.append(label(name));
+        box.append(el("label", { class: "use" }, present, `Use ${label(name)} on this site`));
+      } else {
+        head.append(el("label", {}, present, ` ${label(name)}`));
+      }
       body.hidden = !present.checked;
     } else {
       head.append(label(name));

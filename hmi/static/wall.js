@@ -10,6 +10,7 @@ const $ = (id) => document.getElementById(id);
 const view = {
   state: null, bootId: null, lastMsg: 0, points: [], connected: false, downSince: null,
   es: null, retryMs: 1000, pending: null, tab: "now", lastTouch: Date.now(), revenue: null,
+  chart: "day", days: null, daysError: null, cursor: null, geom: null,
 };
 
 // ---- time ------------------------------------------------------------------------------
@@ -83,7 +84,9 @@ function connect() {
   es.addEventListener("state", (ev) => {
     view.connected = true;
     view.lastMsg = Date.now();
+    const first = !view.state || !view.state.at;
     render(JSON.parse(ev.data));
+    if (first && view.state.at) loadDays();  // the site's day: known with the first tick
   });
   es.addEventListener("point", (ev) => {
     const p = JSON.parse(ev.data);
@@ -108,6 +111,7 @@ function connect() {
 function onRestart() {
   loadHistory();
   loadRevenue();
+  loadDays();
   refreshSession().catch(() => {});
 }
 
@@ -338,7 +342,27 @@ async function loadRevenue() {
   }
 }
 
-// ---- chart -----------------------------------------------------------------------------
+// ---- charts ----------------------------------------------------------------------------
+// Hand-built SVG (no chart library to ship to the Pi): the last 24 h of power, and per day
+// of the last month the money (Bitcoin, heat, power cost, net) and the solar surplus the
+// miners captured vs what went to the grid. A touch (or the mouse) on a chart shows the
+// values at that point in the line above it.
+
+const NS = "http://www.w3.org/2000/svg";
+const CW = 1000;
+const CH = 300;
+const CHARTS = {
+  day: { title: "Last 24 hours", legend: [["pv", "Solar"], ["load", "House"], ["miners", "Miners"], ["price", "Grid price"]] },
+  money: { title: "Money per day", legend: [["btc", "Bitcoin"], ["heat", "Heat"], ["cost", "Power used"], ["net", "Total"]] },
+  solar: { title: "Solar surplus per day", legend: [["captured", "Taken by the miners"], ["exported", "Sent to the grid"]] },
+};
+
+function svgAdd(svg, tag, attrs) {
+  const e = document.createElementNS(NS, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
+  svg.append(e);
+  return e;
+}
 
 async function loadHistory() {
   try {
@@ -346,6 +370,42 @@ async function loadHistory() {
     view.points = h.points;
     renderChart();
   } catch (e) { /* the live feed fills it */ }
+}
+
+function siteDate(t) {
+  // YYYY-MM-DD of an instant in the site's time zone (the ledger's days are local days)
+  const parts = new Intl.DateTimeFormat("en-CA", { timeZone: tz(), year: "numeric",
+                                                   month: "2-digit", day: "2-digit" })
+    .formatToParts(t);
+  const get = (k) => parts.find((x) => x.type === k).value;
+  return `${get("year")}-${get("month")}-${get("day")}`;
+}
+
+async function loadDays() {
+  // The last 31 days: this month's report and, early in a month, the one before.
+  if (!view.state || !view.state.at) return;
+  const today = siteDate(new Date(view.state.at));
+  const [y, m] = today.split("-").map(Number);
+  const prev = m === 1 ? `${y - 1}-12` : `${y}-${String(m - 1).padStart(2, "0")}`;
+  const months = [prev, today.slice(0, 7)];
+  try {
+    const reports = await Promise.all(months.map((mo) => api("GET", `/api/ledger/month?month=${mo}`)));
+    const rows = reports.flatMap((r) => r.rows);
+    const byDay = new Map(rows.map((r) => [r.label, r]));
+    const days = [];
+    const t0 = Date.UTC(y, m - 1, Number(today.slice(8, 10)));
+    for (let i = 30; i >= 0; i -= 1) {
+      const d = new Date(t0 - i * 86400000).toISOString().slice(0, 10);
+      days.push({ day: d, row: byDay.get(d) || null });
+    }
+    while (days.length && !days[0].row) days.shift();  // a new site: its first day first
+    view.days = { days, currency: reports[0].currency, today };
+    view.daysError = null;
+  } catch (e) {
+    view.days = null;
+    view.daysError = e.words || "not available";
+  }
+  if (view.chart !== "day") renderChart();
 }
 
 function pathOf(points, key, x, y, area) {
@@ -373,19 +433,39 @@ function pathOf(points, key, x, y, area) {
   return d;
 }
 
-function renderChart() {
+function chartFrame() {
   const svg = $("chart");
+  svg.replaceChildren();
+  $("chart-axis").replaceChildren();
+  $("chart-y").replaceChildren();
+  $("chart-scale").textContent = "";
+  const c = CHARTS[view.chart];
+  $("chart-title").textContent = c.title;
+  $("chart-legend").replaceChildren(...c.legend.map(([k, w]) => el("span", { class: `lg lg-${k}`, text: w })));
+  for (const b of document.querySelectorAll("[data-chart]")) {
+    b.setAttribute("aria-pressed", String(b.dataset.chart === view.chart));
+  }
+  $("chart").setAttribute("aria-label", `Chart: ${c.title.toLowerCase()}`);
+  return svg;
+}
+
+function yLabel(text, frac) {
+  $("chart-y").append(el("span", { style: `top:${(100 * frac).toFixed(1)}%`, text }));
+}
+
+function renderChart() {
+  if (view.chart === "day") renderDay();
+  else renderDays();
+  showReadout(view.cursor);
+}
+
+function renderDay() {
+  const svg = chartFrame();
   const axis = $("chart-axis");
   const pts = view.points;
-  svg.replaceChildren();
-  axis.replaceChildren();
-  $("chart-y").replaceChildren();
-  const ns = "http://www.w3.org/2000/svg";
-  const W = 1000;
-  const H = 300;
+  view.geom = null;
   if (pts.length < 2) {
     axis.append(el("span", { class: "yl", text: "The chart fills in as the day goes on." }));
-    $("chart-scale").textContent = "";
     return;
   }
   const end = pts[pts.length - 1].t;
@@ -397,26 +477,18 @@ function renderChart() {
   const prices = pts.map((p) => p.import_price).filter((v) => v !== null && v !== undefined);
   const pMax = Math.max(0.01, ...prices) * 1.15;
   const pMin = Math.min(0, ...prices);
-  const x = (t) => ((t - start) / (end - start)) * W;
-  const y = (w) => H - (w / maxW) * (H - 4);
-  const yp = (v) => H - ((v - pMin) / (pMax - pMin)) * (H - 4);
-  const add = (cls, d) => {
-    const p = document.createElementNS(ns, "path");
-    p.setAttribute("class", cls);
-    p.setAttribute("d", d);
-    svg.append(p);
-  };
+  const x = (t) => ((t - start) / (end - start)) * CW;
+  const y = (w) => CH - (w / maxW) * (CH - 4);
+  const yp = (v) => CH - ((v - pMin) / (pMax - pMin)) * (CH - 4);
   for (let kw = stepKw; kw * 1000 <= maxW; kw += stepKw) {
-    add("grid", `M0,${y(kw * 1000)}H${W}`);
-    $("chart-y").append(el("span", { style: `top:${(100 * y(kw * 1000) / H).toFixed(1)}%`, text: `${kw} kW` }));  // just below its line
+    svgAdd(svg, "path", { class: "grid", d: `M0,${y(kw * 1000)}H${CW}` });
+    yLabel(`${kw} kW`, y(kw * 1000) / CH);
   }
-  add("c-pv", pathOf(pts, "pv_w", x, y, true));
-  add("c-miners", pathOf(pts, "miners_w", x, y, true));
-  add("c-load", pathOf(pts, "load_w", x, y, false));
-  if (prices.length) add("c-price", pathOf(pts, "import_price", x, yp, false));
-  // hour labels every 3 h (site time), kW scale at the left, price scale at the right
-  const hourS = 3600;
-  for (let t = Math.ceil(start / (3 * hourS)) * 3 * hourS; t <= end; t += 3 * hourS) {
+  svgAdd(svg, "path", { class: "c-pv", d: pathOf(pts, "pv_w", x, y, true) });
+  svgAdd(svg, "path", { class: "c-miners", d: pathOf(pts, "miners_w", x, y, true) });
+  svgAdd(svg, "path", { class: "c-load", d: pathOf(pts, "load_w", x, y, false) });
+  if (prices.length) svgAdd(svg, "path", { class: "c-price", d: pathOf(pts, "import_price", x, yp, false) });
+  for (let t = Math.ceil(start / (3 * 3600)) * 3 * 3600; t <= end; t += 3 * 3600) {
     const left = (100 * (t - start)) / (end - start);
     if (left < 4 || left > 96) continue;
     axis.append(el("span", { style: `left:${left.toFixed(1)}%`,
@@ -424,6 +496,149 @@ function renderChart() {
   }
   $("chart-scale").textContent = prices.length && view.state
     ? `price: top of chart = ${pMax.toFixed(2)} ${view.state.currency}/kWh` : "";
+  view.geom = {
+    at: (frac) => {
+      const t = start + frac * (end - start);
+      let best = null;
+      for (const p of pts) if (!best || Math.abs(p.t - t) < Math.abs(best.t - t)) best = p;
+      return best ? { x: x(best.t), item: best } : null;
+    },
+  };
+}
+
+function dayWords(d) {
+  const [y, m, dd] = d.split("-").map(Number);
+  return new Intl.DateTimeFormat(undefined, { timeZone: "UTC", weekday: "short", day: "numeric",
+                                              month: "short" }).format(new Date(Date.UTC(y, m - 1, dd)));
+}
+
+function moneyOf(r) {
+  const btc = Number(r.btc_value);
+  const heat = Number(r.heat_value);
+  const net = Number(r.net);
+  return { btc, heat, net, cost: net - btc - heat };
+}
+
+function renderDays() {
+  const svg = chartFrame();
+  const axis = $("chart-axis");
+  view.geom = null;
+  const d = view.days;
+  if (!d || !d.days.some((x) => x.row)) {
+    axis.append(el("span", { class: "yl", text: view.daysError ? `Not available: ${view.daysError}`
+      : "The days fill in as the ledger records them." }));
+    return;
+  }
+  const n = d.days.length;
+  const slot = CW / Math.max(n, 7);
+  const bw = slot * 0.7;
+  const xs = (i) => i * slot + (slot - bw) / 2;
+  let lo = 0;
+  let hi = 0;
+  const vals = d.days.map((x) => {
+    if (!x.row) return null;
+    if (view.chart === "money") {
+      const v = moneyOf(x.row);
+      hi = Math.max(hi, v.btc + v.heat, v.net);
+      lo = Math.min(lo, v.cost, v.net);
+      return v;
+    }
+    const v = { captured: Number(x.row.miner_from_pv_kwh), exported: Number(x.row.export_kwh) };
+    hi = Math.max(hi, v.captured + v.exported);
+    return v;
+  });
+  if (hi - lo <= 0) hi = 1;
+  const pad = (hi - lo) * 0.06;
+  hi += pad;
+  lo = lo < 0 ? lo - pad : 0;
+  const y = (v) => CH - ((v - lo) / (hi - lo)) * CH;
+  const rect = (cls, i, a, b) => svgAdd(svg, "rect", {
+    class: cls, x: xs(i).toFixed(1), width: bw.toFixed(1),
+    y: Math.min(y(a), y(b)).toFixed(1), height: Math.abs(y(a) - y(b)).toFixed(1) });
+  svgAdd(svg, "path", { class: "grid zero", d: `M0,${y(0).toFixed(1)}H${CW}` });
+  if (view.chart === "money") {
+    yLabel(fmtMoney(String(hi - pad), d.currency), y(hi - pad) / CH);
+    if (lo < 0) yLabel(fmtMoney(String(lo + pad), d.currency), Math.min(0.9, y(lo + pad) / CH));
+  } else {
+    yLabel(`${(hi - pad).toFixed(0)} kWh`, y(hi - pad) / CH);
+  }
+  vals.forEach((v, i) => {
+    if (!v) return;
+    if (view.chart === "money") {
+      rect("b-btc", i, 0, v.btc);
+      rect("b-heat", i, v.btc, v.btc + v.heat);
+      if (v.cost < 0) rect("b-cost", i, v.cost, 0);
+      svgAdd(svg, "path", { class: "b-net", d: `M${xs(i).toFixed(1)},${y(v.net).toFixed(1)}h${bw.toFixed(1)}` });
+    } else {
+      rect("b-captured", i, 0, v.captured);
+      rect("b-exported", i, v.captured, v.captured + v.exported);
+    }
+  });
+  const every = n > 16 ? 7 : n > 8 ? 2 : 1;
+  d.days.forEach((x, i) => {
+    if ((n - 1 - i) % every) return;
+    axis.append(el("span", { style: `left:${((100 * (xs(i) + bw / 2)) / CW).toFixed(1)}%`,
+                             text: x.day === d.today ? "today" : dayWords(x.day) }));
+  });
+  view.geom = {
+    at: (frac) => {
+      const i = Math.min(n - 1, Math.max(0, Math.floor((frac * CW) / slot)));
+      return i < n && d.days[i].row ? { x: xs(i) + bw / 2, item: { day: d.days[i].day, v: vals[i] } } : null;
+    },
+  };
+}
+
+function readoutText(item) {
+  const cur = (view.days && view.days.currency) || (view.state && view.state.currency) || "EUR";
+  if (view.chart === "day") {
+    const p = item;
+    const price = p.import_price === null || p.import_price === undefined ? ""
+      : ` · price ${p.import_price.toFixed(2)} ${cur}/kWh`;
+    return `${fmtTime(new Date(p.t * 1000), { hour: "2-digit", minute: "2-digit" })} · Solar ${fmtPower(p.pv_w)}`
+      + ` · House ${fmtPower(p.load_w)} · Miners ${fmtPower(p.miners_w)}${price}`;
+  }
+  const { day, v } = item;
+  const when = day === view.days.today ? "Today" : dayWords(day);
+  if (view.chart === "money") {
+    return `${when} · Bitcoin ${fmtMoney(String(v.btc), cur)} · Heat ${fmtMoney(String(v.heat), cur)}`
+      + ` · Power ${fmtMoney(String(v.cost), cur, true)} · Total ${fmtMoney(String(v.net), cur, true)}`;
+  }
+  return `${when} · Taken by the miners ${v.captured.toFixed(1)} kWh · Sent to the grid ${v.exported.toFixed(1)} kWh`;
+}
+
+function showReadout(frac) {
+  const svg = $("chart");
+  const old = svg.querySelector(".cursor");
+  if (old) old.remove();
+  const out = $("chart-readout");
+  const hit = frac === null || frac === undefined || !view.geom ? null : view.geom.at(frac);
+  if (!hit) {
+    out.textContent = "Touch the chart for its values.";
+    out.classList.add("muted");
+    return;
+  }
+  svgAdd(svg, "path", { class: "cursor", d: `M${hit.x.toFixed(1)},0V${CH}` });
+  out.textContent = readoutText(hit.item);
+  out.classList.remove("muted");
+}
+
+function wireChart() {
+  const svg = $("chart");
+  const at = (ev) => {
+    const r = svg.getBoundingClientRect();
+    view.cursor = Math.max(0, Math.min(1, (ev.clientX - r.left) / r.width));
+    showReadout(view.cursor);
+  };
+  svg.addEventListener("pointerdown", at);
+  svg.addEventListener("pointermove", (ev) => { if (ev.pointerType === "mouse" || ev.buttons) at(ev); });
+  for (const b of document.querySelectorAll("[data-chart]")) {
+    b.addEventListener("click", () => {
+      view.chart = b.dataset.chart;
+      view.cursor = null;
+      renderChart();
+      if (view.chart !== "day" && !view.days) loadDays();
+    });
+  }
 }
 
 // ---- commands, PIN ---------------------------------------------------------------------
@@ -534,6 +749,7 @@ function wire() {
   }
   $("pin-cancel").addEventListener("click", () => pinClose(false));
   $("pin").addEventListener("cancel", () => pinClose(false));
+  wireChart();
   document.addEventListener("pointerdown", () => { view.lastTouch = Date.now(); });
 }
 
@@ -568,6 +784,7 @@ async function main() {
   loadRevenue();
   setInterval(watchdog, 1000);
   setInterval(loadRevenue, 30000);
+  setInterval(loadDays, 300000);
 }
 
 main();

@@ -244,9 +244,10 @@ async def run_demo(site_file: Path, trace: Path, out: Path, speed: float, start_
             sat.configure(d, out)
         d = _controller_site_from(d)
         cfg_path.write_bytes(tomli_w.dumps(d).encode())
-        same_pace = speed == 1.0
+        same_pace = speed == 1.0 and LIBFAKETIME.exists()
         clock_words = ("its clock set to the replayed time" if same_pace else
-                       f"the plant ×{speed:g} faster than its clock")
+                       f"the plant ×{speed:g} faster than its clock" if speed != 1.0 else
+                       f"on this machine's clock ({LIBFAKETIME} missing: Debian's faketime)")
         print(f"emulated site {site.cfg.site.id} up (trace {trace.name}, from "
               f"{datetime.fromtimestamp(start_s, UTC):%Y-%m-%d %H:%M} UTC"
               f"{', tank satellite over MQTT' if sat is not None else ''}); "

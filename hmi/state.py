@@ -154,12 +154,24 @@ _REASONS: dict[str, str] = {
     "quiet_hours": "Held low: quiet hours.",
     "not_enough_surplus": "Off: not enough spare solar power for it.",
     "surplus": "Runs on spare solar power.",
-    "tank": "Heats the tank towards its target.",
+    "tank": "Off: the tank needs no more heat right now.",
+    "heating": "Held back: the tank takes what it needs.",
+    "heating_price_cap": "Off: grid power costs more now than the heat is worth.",
+    "plan": "Follows the day-ahead plan.",
+    "export_price": "Off: selling the power to the grid pays more now.",
+    "dr_absorb": "Runs at the grid operator's request.",
+    "battery_discharge": "Held back: it would run on the battery.",
+    "island_battery": "Held back: the battery carries the house.",
+    "island": "Off: not enough spare power from the solar and the battery.",
+    "no_battery": "Off: no reading from the battery.",
+    "battery_while_buying": "Held back: power bought from the grid must not drain the "
+                            "battery.",
     "paused_by_user": "Paused (from this page or by the home system).",
     "hold": "Held off.",
     "cannot_pause": "Cannot pause: its firmware has no pause, so it stays at its lowest "
                     "power{power}.",
     "manual": "Held at a fixed power set by the installer.",
+    "manual_off": "Kept off by the installer.",
     "forced_off": "Stopped early by a safety limit.",
     "no_data": "No answer from the miner.",
     "unavailable": "No answer from the miner.",
@@ -197,8 +209,23 @@ def reason_words(code: str, left_s: float | None = None, power_w: float | None =
 _NO_PAUSE_APIS = frozenset({"axeos"})
 
 
-def _fallback_reason(mc: MinerConfig, c: MinerCommand | None, state: str, cmds: Commands,
-                     hold_reason: str | None) -> str | None:
+def _hold_code(hold_reason: str | None) -> str:
+    if hold_reason is None:
+        return "hold"
+    if hold_reason == "waiting for fresh measurements":
+        return "waiting_measurements"
+    return "start_delay" if hold_reason.startswith("random start-up delay") \
+        else "paused_by_user"
+
+
+def _cannot_pause(mc: MinerConfig, r: MinerReading | None) -> bool:
+    """The driver said so (`MinerReading.can_pause`), or the firmware is known to have none."""
+    return (r is not None and not getattr(r, "can_pause", True)) \
+        or mc.driver.get("api") in _NO_PAUSE_APIS
+
+
+def _fallback_reason(mc: MinerConfig, r: MinerReading | None, c: MinerCommand | None,
+                     state: str, cmds: Commands, hold_reason: str | None) -> str | None:
     """Only if the controller gave no reason (an older control core): what the tick itself
     says, never a guess about timers."""
     name = mc.name
@@ -206,13 +233,10 @@ def _fallback_reason(mc: MinerConfig, c: MinerCommand | None, state: str, cmds: 
         return "no_data"
     if c is not None and c.run:
         return None
-    if state in ("mining", "starting") and mc.driver.get("api") in _NO_PAUSE_APIS:
+    if state in ("mining", "starting") and _cannot_pause(mc, r):
         return "cannot_pause"
     if hold_reason is not None:
-        if hold_reason == "waiting for fresh measurements":
-            return "waiting_measurements"
-        return "start_delay" if hold_reason.startswith("random start-up delay") \
-            else "paused_by_user"
+        return _hold_code(hold_reason)
     for t in cmds.trips:
         if t.miner in (None, name) and t.code in _REASONS and t.code != "hold":
             return t.code
@@ -239,11 +263,18 @@ def miners_of(tick: TickRecord, cfg: SiteConfig) -> list[Miner]:
         reason: str | None = getattr(c, "reason", None) or None
         left = getattr(c, "reason_left_s", None)
         if reason is None:
-            reason = _fallback_reason(mc, c, state, tick.commands,
+            reason = _fallback_reason(mc, r, c, state, tick.commands,
                                       tick.overrides.hold_reason)
             left = None
+        if reason == "hold":
+            # The core knows a hold, the service knows whose: a pause or its start-up.
+            reason = _hold_code(tick.overrides.hold_reason)
+        if c is not None and not c.run and state in ("mining", "starting") \
+                and _cannot_pause(mc, r):
+            # Told to stop, still hashing: its firmware has no pause (the drivers' fact).
+            reason, left = "cannot_pause", None
         if mc.name in manual and reason not in ("no_data", "unavailable", "forced_off"):
-            reason, left = "manual", None
+            reason, left = ("manual_off" if manual[mc.name] <= 0 else "manual"), None
         power = None if r is None else r.power_w
         out.append(Miner(
             name=mc.name, kind=mc.kind, state=state,
@@ -304,7 +335,8 @@ def status_of(tick: TickRecord, cfg: SiteConfig, paused: bool,
     idle = [mc for mc in cfg.miners
             if next((m for m in miners if m.name == mc.name and m.state != "mining"), None)]
     could_start_w = min((mc.min_power_w for mc in idle), default=math.inf)
-    exporting = export_w >= max(could_start_w, 100.0) + cfg.control.export_margin_w
+    c = cfg.control
+    exporting = export_w >= max(could_start_w, 100.0) + c.on_hysteresis_w + c.export_margin_w
     waiting = _waiting(miners)
     if exporting and waiting and cmds.limiter in ("grid", "tank"):
         return f"{power_words(export_w)} goes to the grid. {_who_waits(waiting)}"

@@ -53,8 +53,10 @@ function watchdog() {
     }
   } else if (view.state && view.state.available && now - view.lastMsg > staleLimitMs()) {
     setConn("wait", "No news");
-    const since = fmtTime(new Date(view.lastMsg), { hour: "2-digit", minute: "2-digit" });
-    banner.textContent = `The controller has sent nothing since ${since}. The values shown may be old.`;
+    // How long, not since when: the tablet's clock need not be the site's (a replayed demo).
+    const s = Math.round((now - view.lastMsg) / 1000);
+    const ago = s < 90 ? `${s} s` : `${Math.round(s / 60)} min`;
+    banner.textContent = `The controller has sent nothing for ${ago}. The values shown may be old.`;
     banner.hidden = false;
     document.body.classList.add("is-stale");
   } else {
@@ -84,9 +86,7 @@ function connect() {
   es.addEventListener("state", (ev) => {
     view.connected = true;
     view.lastMsg = Date.now();
-    const first = !view.state || !view.state.at;
     render(JSON.parse(ev.data));
-    if (first && view.state.at) loadDays();  // the site's day: known with the first tick
   });
   es.addEventListener("point", (ev) => {
     const p = JSON.parse(ev.data);
@@ -382,8 +382,15 @@ function siteDate(t) {
 }
 
 async function loadDays() {
-  // The last 31 days: this month's report and, early in a month, the one before.
-  if (!view.state || !view.state.at) return;
+  // The last 31 days: this month's report and the one before. Only while a per-day chart
+  // is shown, and only when the site keeps a ledger (no request bound to fail).
+  if (!view.state || !view.state.at || view.chart === "day") return;
+  if (view.revenue && !view.revenue.available) {
+    view.days = null;
+    view.daysError = view.revenue.reason || "no ledger";
+    renderChart();
+    return;
+  }
   const today = siteDate(new Date(view.state.at));
   const [y, m] = today.split("-").map(Number);
   const prev = m === 1 ? `${y - 1}-12` : `${y}-${String(m - 1).padStart(2, "0")}`;
@@ -636,7 +643,7 @@ function wireChart() {
       view.chart = b.dataset.chart;
       view.cursor = null;
       renderChart();
-      if (view.chart !== "day" && !view.days) loadDays();
+      if (view.chart !== "day") loadDays();
     });
   }
 }

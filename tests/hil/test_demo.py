@@ -25,6 +25,16 @@ from hil.rig.broker import MOSQUITTO, free_port
 REPO = Path(__file__).resolve().parents[2]
 
 
+def wait(cond: Any, proc: subprocess.Popen[bytes], what: str, timeout_s: float = 300) -> Any:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout_s:
+        if got := cond():
+            return got
+        assert proc.poll() is None, f"hearth demo exited before {what}"
+        time.sleep(0.5)
+    raise AssertionError(f"no {what} after {timeout_s} s")
+
+
 def _get(url: str) -> Any:
     try:
         with urllib.request.urlopen(url, timeout=5) as r:
@@ -41,26 +51,30 @@ def test_demo_opens_with_yesterday_lived_and_the_replayed_time(tmp_path: Path) -
     t0 = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, "-m", "hil.demo", "--out", str(out), "--hmi-port", str(port),
-         "--seconds", "120"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+         "--seconds", "600"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     got: dict[str, Any] = {}
     try:
-        while time.monotonic() - t0 < 60:
-            state = _get(f"{base}/api/state")
-            rev = _get(f"{base}/api/revenue")
-            hist = _get(f"{base}/api/history")
-            if state and rev and hist and state.get("available") and rev.get("available") \
-                    and Rev(rev).filled() and len(hist["points"]) >= 1400 \
-                    and state.get("tank") and state["tank"]["temp_c"] is not None:
-                got = {"state": state, "rev": rev, "hist": hist,
-                       "after_s": time.monotonic() - t0}
-                break
-            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-            time.sleep(1)
+        # No timing is asserted (a shared CI machine is no stopwatch; on an idle one the
+        # page answers ~20 s after start): what is asserted is that money, heat and the
+        # chart are full the moment the page first answers, since they come from the day
+        # lived before the start, not from ticks that have yet to run.
+        wait(lambda: (s := _get(f"{base}/api/state")) is not None and s.get("available"),
+             proc, "the wall page's first tick")
+        got["after_s"] = time.monotonic() - t0
+        got["rev"] = _get(f"{base}/api/revenue")
+        got["hist"] = _get(f"{base}/api/history")
+        # The tank's temperature arrives with the satellite's first telemetry (5 s period).
+        got["state"] = wait(lambda: (s := _get(f"{base}/api/state")) is not None
+                            and s.get("tank") and s["tank"]["temp_c"] is not None and s,
+                            proc, "the tank's temperature")
     finally:
         proc.send_signal(signal.SIGINT)
         text = proc.communicate(timeout=90)[0].decode(errors="replace")
-    assert got, f"money, heat, chart and tank not all filled within 60 s:\n{text[-3000:]}"
+    print(f"wall page live {got.get('after_s', float('nan')):.0f} s after start")
+    assert got.get("rev") and got["rev"]["available"] and Rev(got["rev"]).filled(), \
+        (got.get("rev"), text[-3000:])
+    assert got.get("hist") and len(got["hist"]["points"]) >= 1400, text[-3000:]
     # The page's clock is the replayed day (the trace's, 2015-04-21, from 10:00 UTC).
     assert got["state"]["at"].startswith("2015-04-21T10:0"), got["state"]["at"]
     # Yesterday and this morning are in the month; today holds the morning so far.

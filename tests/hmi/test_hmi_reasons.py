@@ -8,19 +8,16 @@ import math
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
-
 from controller.config import load_site
 from controller.config.models import SiteConfig
 from controller.control.controller import Controller
 from controller.control.overrides import Overrides
-from controller.control.types import Measurements, MinerCommand, MinerReading, Reading
+from controller.control.types import Measurements, MinerReading, Reading
 from controller.runtime.ports import TickRecord
 from hmi.state import duration_words, reason_words, state_of
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = datetime(2025, 4, 21, 10, 0, tzinfo=UTC)
-HAS_REASONS = "reason" in MinerCommand._fields
 
 
 def _site() -> SiteConfig:
@@ -58,7 +55,6 @@ def _run(cfg: SiteConfig, ctrl: Controller, m: Measurements, now: float) -> Tick
     return TickRecord(T0, now, m, ctrl.step(m, now, o), o, ctrl.debug, 0.0)
 
 
-@pytest.mark.skipif(not HAS_REASONS, reason="the control core gives no per-miner reasons yet")
 def test_after_a_stale_meter_trip_the_s9_says_it_rests_with_the_time_left() -> None:
     """The issue's case: the S9 runs on the surplus, the grid meter goes silent (trip: all
     miners to zero), the meter comes back with 7.5 kW going to the grid, and the S9 must

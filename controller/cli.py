@@ -145,8 +145,7 @@ def _run(args: argparse.Namespace) -> int:
     from controller.runtime.assemble import serve
 
     cfg = load_site(args.config)
-    asyncio.run(serve(cfg, args.config, ledger=not args.no_ledger, hmi=not args.no_hmi))
-    return 0
+    return asyncio.run(serve(cfg, args.config, ledger=not args.no_ledger, hmi=not args.no_hmi))
 
 
 def _doctor(args: argparse.Namespace) -> int:

@@ -59,6 +59,8 @@ class HmiContext:
     config_store: ConfigStore | None
     devices: DeviceTester
     utc: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # Called after a config was saved (the service in safe mode restarts to apply it).
+    on_config_saved: Callable[[], None] | None = None
 
     def site_config(self) -> SiteConfig:
         """The site file as saved (the service runs with `cfg` until it restarts)."""

@@ -70,6 +70,33 @@ class BridgeStats:
     errors: list[str] = field(default_factory=list)
 
 
+MAX_TOPIC_BYTES = 65535  # MQTT: a topic is a UTF-8 string of at most 65535 bytes
+
+
+def response_topic_problem(topic: str | None, reply_prefix: str) -> str | None:
+    """Why a request's MQTT v5 response topic cannot be answered on, or None. A topic
+    filter character (+, #), a NUL or an over-long name would make the answer's publish
+    fail after the request had been applied."""
+    if topic is None:
+        return None
+    shown = repr(topic[:200])
+    if not topic.startswith(reply_prefix):
+        return f"must start with {reply_prefix} (got {shown})"
+    if "+" in topic or "#" in topic:
+        return f"must be a topic name, not a filter: no '+' or '#' (got {shown})"
+    if "\x00" in topic:
+        return "must not contain a NUL character"
+    try:
+        size = len(topic.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "is not valid UTF-8"
+    if size > MAX_TOPIC_BYTES:
+        return f"too long: {size} bytes, MQTT allows {MAX_TOPIC_BYTES}"
+    if topic == reply_prefix:
+        return f"needs a name after {reply_prefix}"
+    return None
+
+
 @dataclass(frozen=True)
 class _Request:
     topic: str
@@ -258,8 +285,8 @@ class Bridge:
         except queue.Full:
             self.stats.dropped_busy += 1
             log.warning("refused %s: request queue full", msg.topic)
-            dest = rt if rt is not None and rt.startswith(t.reply_prefix) else \
-                self._fallback_topic(req.topic)
+            dest = rt if rt is not None and response_topic_problem(rt, t.reply_prefix) is None \
+                else self._fallback_topic(req.topic)
             self._answer(req, dest, {
                 "ok": False, "errors": [{"field": "", "reason": "busy: too many requests at "
                                          "once; try again"}]})
@@ -397,10 +424,9 @@ class Bridge:
         kind = "op" if is_config else "command"
         name = req.topic.rsplit("/", 1)[-1]
         fallback = self._fallback_topic(req.topic)
-        if req.response_topic is not None and not req.response_topic.startswith(t.reply_prefix):
-            self._refuse(req, fallback, kind, name, None, [Problem(
-                "response_topic", f"must start with {t.reply_prefix} (got "
-                f"{req.response_topic[:200]!r})")])
+        why = response_topic_problem(req.response_topic, t.reply_prefix)
+        if why is not None:  # checked before anything is applied: an answer must be possible
+            self._refuse(req, fallback, kind, name, None, [Problem("response_topic", why)])
             return
         dest = req.response_topic or fallback
         limit = self.section.max_config_bytes if is_config else self.section.max_command_bytes

@@ -30,7 +30,15 @@ from controller.bridge.telemetry import StateSnapshot, Today
 from controller.control.overrides import Overrides
 from controller.runtime.ports import TickRecord
 
-PAUSE_REASON = "paused over MQTT"  # Overrides.hold_reason set by cmd/pause_all
+PAUSE_REASON = "paused over MQTT"
+SAFE_MODE_PREFIX = "safe mode: "  # Overrides.hold_reason of a service in safe mode
+
+
+def safe_mode_reason(hold_reason: str | None) -> str | None:
+    """Why the service runs in safe mode, or None (controller/runtime/assemble.py)."""
+    if hold_reason is not None and hold_reason.startswith(SAFE_MODE_PREFIX):
+        return hold_reason.removeprefix(SAFE_MODE_PREFIX)
+    return None  # Overrides.hold_reason set by cmd/pause_all
 
 
 def apply_command(ov: Overrides, cmd: Command) -> Overrides:
@@ -76,6 +84,7 @@ def snapshot_of(tick: TickRecord, today: Today | None = None) -> StateSnapshot:
         ov.plan_tank_target_c,
         enabled={name: w != 0.0 for name, w in manual.items()},
         manual_w=manual,
+        safe_mode=safe_mode_reason(ov.hold_reason),
     )
 
 

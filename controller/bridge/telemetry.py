@@ -65,6 +65,7 @@ class StateSnapshot:
     tank_target_c: float | None = None
     trips: tuple[str, ...] = ()
     today: Today | None = None
+    safe_mode: str | None = None  # why the service runs in safe mode (miners held off)
 
     @classmethod
     def from_tick(
@@ -73,6 +74,7 @@ class StateSnapshot:
         dr_absorb_w: float | None = None, tank_target_c: float | None = None,
         enabled: Mapping[str, bool] | None = None,
         manual_w: Mapping[str, float] | None = None,
+        safe_mode: str | None = None,
     ) -> StateSnapshot:
         """Build a snapshot from what the control tick saw and decided."""
         cmds = c.by_name()
@@ -106,6 +108,7 @@ class StateSnapshot:
             tank_target_c=tank_target_c,
             trips=tuple(t.code for t in c.trips),
             today=today,
+            safe_mode=safe_mode,
         )
 
 
@@ -143,6 +146,7 @@ def state_payloads(s: StateSnapshot, cfg: SiteConfig) -> dict[str, dict[str, Any
             "dr_absorb_w": _r(s.dr_absorb_w, 0),
             "tank_target_c": _r(s.tank_target_c, 1),
             "trips": sorted(set(s.trips)),
+            "safe_mode": s.safe_mode,
         },
     }
     if cfg.battery is not None:

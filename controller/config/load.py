@@ -38,11 +38,19 @@ def problems_from_validation(err: ValidationError) -> list[Problem]:
 
 
 def parse_site(data: dict[str, Any], source: str = "<config>") -> SiteConfig:
-    """Validate an already-parsed TOML document."""
+    """Validate an already-parsed TOML document: the site models, then the driver tables."""
     try:
-        return SiteConfig.model_validate(data)
+        cfg = SiteConfig.model_validate(data)
     except ValidationError as err:
         raise InputError(source, problems_from_validation(err)) from None
+    # The driver tables are part of the one validation (config check, MQTT config/set, the
+    # HMI, hearth run): a config accepted here must not stop the service at its next start.
+    from controller.miners.factory import driver_problems
+
+    problems = driver_problems(cfg)
+    if problems:
+        raise InputError(source, problems)
+    return cfg
 
 
 def load_site(path: str | Path) -> SiteConfig:

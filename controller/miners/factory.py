@@ -108,40 +108,75 @@ def _kwargs(s: DriverSettings, clock: Callable[[], float]) -> dict[str, Any]:
     return kw
 
 
+def _settings_problems(i: int, m: MinerConfig, *, require: bool, resolve_secrets: bool
+                       ) -> tuple[DriverSettings | None, list[Problem]]:
+    """One miner's driver table: its settings, or every problem (paths from the root)."""
+    where = f"miners[{i}].driver"
+    if not m.driver:
+        if require:
+            return None, [Problem(where, "is empty: needs at least api and host")]
+        return None, []
+    try:
+        s = parse_driver_settings(dict(m.driver))
+    except ValidationError as err:
+        problems = []
+        for p in problems_from_validation(err):
+            # Drop the union tag pydantic puts first ('braiins-os.port' -> 'port').
+            head = p.where.split(".")[0]
+            tail = p.where.split(".", 1)[1] if head in DRIVER_CLASSES and "." in p.where \
+                else ("" if head in DRIVER_CLASSES else p.where)
+            if tail == "(top level)":
+                tail = ""
+            if not tail and "tag" in p.reason:
+                tail = "api"  # an unknown api: say which key
+            problems.append(Problem(f"{where}.{tail}" if tail else where, p.reason))
+        return None, problems
+    problems = _fit_problems(where, m, s)
+    resolve = getattr(s, "resolve_password", None)
+    if resolve_secrets and resolve is not None:
+        try:
+            resolve()
+        except LookupError as err:
+            problems.append(Problem(f"{where}.password_env", str(err)))
+    return (None if problems else s), problems
+
+
+def driver_problems(cfg: SiteConfig) -> list[Problem]:
+    """What is wrong with the driver tables that are there: the part of the driver checks
+    that belongs to the one site validation (`hearth config check`, MQTT config/set, the
+    HMI's validate and save, `hearth run`). An empty table (a site for `hearth sim`) and a
+    password_env missing from this process's environment are checked by `hearth run`."""
+    out: list[Problem] = []
+    for i, m in enumerate(cfg.miners):
+        out += _settings_problems(i, m, require=False, resolve_secrets=False)[1]
+    return out
+
+
 def validate_drivers(cfg: SiteConfig) -> list[DriverSettings]:
     """Every miner's settings, or an InputError listing every problem (paths from the root)."""
     problems: list[Problem] = []
     out: list[DriverSettings] = []
     for i, m in enumerate(cfg.miners):
-        where = f"miners[{i}].driver"
-        if not m.driver:
-            problems.append(Problem(where, "is empty: needs at least api and host"))
-            continue
-        try:
-            s = parse_driver_settings(dict(m.driver))
-        except ValidationError as err:
-            for p in problems_from_validation(err):
-                # Drop the union tag pydantic puts first ('braiins-os.port' -> 'port').
-                tail = p.where.split(".", 1)[1] if p.where.split(".")[0] in DRIVER_CLASSES \
-                    else p.where
-                if tail == "(top level)":
-                    tail = ""
-                problems.append(Problem(f"{where}.{tail}" if tail else where, p.reason))
-            continue
-        problems += _fit_problems(where, m, s)
-        for secret_owner in (s,):
-            resolve = getattr(secret_owner, "resolve_password", None)
-            if resolve is not None:
-                try:
-                    resolve()
-                except LookupError as err:
-                    problems.append(Problem(f"{where}.password_env", str(err)))
-        out.append(s)
+        s, found = _settings_problems(i, m, require=True, resolve_secrets=True)
+        problems += found
+        if s is not None:
+            out.append(s)
     if problems:
         for p in problems:
             log.warning("refused driver settings: %s", p)
         raise InputError("miners", problems)
     return out
+
+
+def build_valid_drivers(cfg: SiteConfig, clock: Callable[[], float] = time.monotonic,
+                        ) -> dict[str, MinerDriver]:
+    """Drivers for the miners whose settings are usable (safe mode: to hold them off)."""
+    drivers: dict[str, MinerDriver] = {}
+    for i, m in enumerate(cfg.miners):
+        s, _ = _settings_problems(i, m, require=True, resolve_secrets=True)
+        if s is not None:
+            drivers[m.name] = DRIVER_CLASSES[s.api](m, **_kwargs(s, clock))
+    return drivers
 
 
 def build_drivers(cfg: SiteConfig, clock: Callable[[], float] = time.monotonic,

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from controller.config.models import SiteConfig
+from controller.control.overrides import Overrides
 from controller.devices.acquisition import Acquisition
+from controller.errors import InputError
 from controller.miners.factory import build_drivers
 from controller.runtime.dr import DrHook, DrSchedule
 from controller.runtime.fleet import DriverFleet
@@ -40,6 +42,7 @@ def build_service(cfg: SiteConfig, site_path: str = "<config>", *, ledger: bool 
                   ) -> Service:
     """Everything the site file describes. Invalid settings raise InputError here, before
     anything is started."""
+    fleet = DriverFleet(build_drivers(cfg))  # first: nothing is started if it fails
     sources: list[MeasurementSource] = []
     if cfg.devices:
         sources.append(Acquisition(cfg.devices, source=site_path))
@@ -47,7 +50,6 @@ def build_service(cfg: SiteConfig, site_path: str = "<config>", *, ledger: bool 
         log.warning("no [[devices]] configured: no grid meter, miners will stay off")
     if cfg.satellite is not None:
         sources.append(_satellite(cfg, site_path))
-    fleet = DriverFleet(build_drivers(cfg))
     publishers: list[Publisher] = []
     hooks = []
     dr = DrSchedule()  # demand response from MQTT and OpenADR, one schedule (docs/dr.md)
@@ -68,7 +70,12 @@ def build_service(cfg: SiteConfig, site_path: str = "<config>", *, ledger: bool 
     if cfg.openadr is not None and cfg.openadr.enabled:
         from controller.runtime.openadr import Ven
 
-        ven = Ven(cfg, dr, Path(site_path).parent)
+        try:
+            ven = Ven(cfg, dr, Path(site_path).parent)
+        except BaseException:
+            if cfg.mqtt is not None:  # started above: stop it before safe mode starts one
+                bridge.stop()
+            raise
         sources.append(ven)  # started and stopped with the sources; it measures nothing
     prices = PriceFeed(cfg, Path(site_path).parent)  # prices_file is relative to the site
     if mqtt_commands is not None:  # cmd/prices goes to the price feed, not the overrides
@@ -110,10 +117,57 @@ def _wire_dr(service: Service, dr: DrSchedule, hook: DrHook, mqtt_commands: Any,
         ven.miner_power_w = miner_power_w
 
 
+SAFE_MODE_RESTART_EXIT = 75  # EX_TEMPFAIL: a config was saved in safe mode; systemd restarts
+
+
+def build_safe_service(cfg: SiteConfig, site_path: str, reason: str) -> Service:
+    """Safe mode, for a site file the service cannot run: every miner Hearth can reach is
+    held off, no devices, ledger, plan or DR; the MQTT bridge (and the HMI, added by
+    `serve`) stay up with the reason shown, so an installer can fix the config remotely.
+    A config saved over MQTT or the HMI then stops the service with exit status 75, and
+    systemd (Restart=on-failure) starts it again on the new file."""
+    from controller.bridge.service_glue import SAFE_MODE_PREFIX
+    from controller.miners.factory import build_valid_drivers
+
+    log.error("SAFE MODE: the miners are held off until the site config is fixed: %s", reason)
+    fleet = DriverFleet(build_valid_drivers(cfg))
+    service = Service(cfg, [], fleet, [])
+    hold = f"{SAFE_MODE_PREFIX}{reason}"
+
+    def safe_mode(ov: Overrides, now_s: float) -> Overrides:
+        return ov._replace(hold_reason=hold)
+
+    def saved() -> None:
+        log.warning("safe mode: a new site config was saved; restarting to apply it")
+        service.stop_soon(SAFE_MODE_RESTART_EXIT)
+
+    service.on_config_saved = saved
+    if cfg.mqtt is not None:
+        from controller.runtime.mqtt_wiring import wire_mqtt
+
+        _bridge, commands, publisher = wire_mqtt(cfg, site_path, on_saved=saved,
+                                                 ledger_today=False)
+        service.publishers.append(publisher)
+        service.command_hooks.append(commands)
+    service.command_hooks.append(safe_mode)  # last: nothing lifts it
+    return service
+
+
+def _reason(err: Exception) -> str:
+    if isinstance(err, InputError):
+        return "; ".join(str(p) for p in err.problems)
+    return f"{type(err).__name__}: {err}"
+
+
 async def serve(cfg: SiteConfig, site_path: str, *, ledger: bool = True, hmi: bool = True
-                ) -> None:
-    """`hearth run`: the service, and the HMI in the same event loop when enabled."""
-    service = build_service(cfg, site_path, ledger=ledger)
+                ) -> int:
+    """`hearth run`: the service, and the HMI in the same event loop when enabled. A config
+    the service cannot start with brings it up in safe mode instead of ending it. Returns
+    the exit status."""
+    try:
+        service = build_service(cfg, site_path, ledger=ledger)
+    except (InputError, OSError, ValueError) as err:
+        service = build_safe_service(cfg, site_path, _reason(err))
     runtime = None
     if hmi and cfg.hmi.enabled:
         from hmi.runtime import HmiRuntime
@@ -121,6 +175,8 @@ async def serve(cfg: SiteConfig, site_path: str, *, ledger: bool = True, hmi: bo
         runtime = HmiRuntime(cfg, config_path=site_path)
         service.publishers.append(runtime.publisher)
         server = await runtime.start(service)
+        if runtime.context is not None:
+            runtime.context.on_config_saved = service.on_config_saved
         log.info("HMI on %s://%s:%d/ (installer pages at /installer)",
                  "https" if server.tls else "http", server.host, server.port)
     try:
@@ -128,3 +184,4 @@ async def serve(cfg: SiteConfig, site_path: str, *, ledger: bool = True, hmi: bo
     finally:
         if runtime is not None:
             await runtime.stop()
+    return service.exit_code

@@ -186,17 +186,21 @@ class LedgerToday:
         self._stop.set()
 
 
-def wire_mqtt(cfg: SiteConfig, site_path: str, dr: DrSchedule | None = None
+def wire_mqtt(cfg: SiteConfig, site_path: str, dr: DrSchedule | None = None, *,
+              on_saved: Callable[[], None] | None = None, ledger_today: bool = True,
               ) -> tuple[Bridge, MqttCommands, BridgePublisher]:
     """Build and start the bridge (it connects in the background). DR commands go into
-    `dr` (the service's schedule, shared with OpenADR)."""
+    `dr` (the service's schedule, shared with OpenADR). `on_saved` is called after a
+    config was written (safe mode: the service then restarts to apply it)."""
     store = ConfigStore(Path(site_path))
     commands = MqttCommands(CommandQueue(), dr)
 
     def on_config(new: SiteConfig) -> list[str]:
+        if on_saved is not None:
+            on_saved()
         return sorted(k for k in SiteConfig.model_fields if getattr(new, k) != getattr(cfg, k))
 
     bridge = Bridge(store, on_command=commands.sink, on_config=on_config)
     bridge.start()
-    today = LedgerToday(cfg) if cfg.ledger.enabled else None
+    today = LedgerToday(cfg) if cfg.ledger.enabled and ledger_today else None
     return bridge, commands, BridgePublisher(bridge, today=today)

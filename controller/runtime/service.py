@@ -114,6 +114,9 @@ class Service:
         self.ticks = 0
         self.overruns = 0
         self.tick_times_s: deque[float] = deque(maxlen=86_400)  # a day at 1 s, for stats
+        self.exit_code = 0  # what `hearth run` exits with (safe mode: restart to apply)
+        # Called after an installer saved the site file (MQTT, HMI); safe mode restarts.
+        self.on_config_saved: Callable[[], None] | None = None
         self._restore()
 
     # -- state ----------------------------------------------------------------------------
@@ -213,6 +216,17 @@ class Service:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def stop_soon(self, exit_code: int, delay_s: float = 1.0) -> None:
+        """Stop from any thread after `delay_s` (time for an answer to go out), exiting
+        with `exit_code` (safe mode: a saved config is applied by systemd's restart)."""
+        self.exit_code = exit_code
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            self._stop.set()
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closing
+            loop.call_soon_threadsafe(loop.call_later, delay_s, self._stop.set)
 
     def wake(self, delay_s: float = 0.0) -> None:
         """Tick now (or in `delay_s`) instead of at the next regular time; from any thread.

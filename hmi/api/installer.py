@@ -84,8 +84,10 @@ def validate(request: Request, body: ConfigIn, _: Installer) -> Any:
 def save(request: Request, body: ConfigIn, p: Installer) -> Any:
     prop = _propose(request, body)
     version = _store(request).commit(prop)
-    log.info("site config saved by %s: %s", p.who,
-                                     ", ".join(prop.changed) or "no change")
+    log.info("site config saved by %s: %s", p.who, ", ".join(prop.changed) or "no change")
+    hook = ctx_of(request).on_config_saved
+    if hook is not None:
+        hook()
     return ConfigSavedOut(ok=True, version=version, changed=prop.changed,
                           message="Saved. Restart Hearth to apply it." if prop.changed
                           else "Saved (nothing changed).")

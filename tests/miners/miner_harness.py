@@ -73,13 +73,17 @@ MINER_FOR_API = {"braiins-os": "continuous", "axeos": "bitaxe", "whatsminer": "w
                  "tasmota": "relay", "cgminer": "relay"}
 
 
-def site(miners: list[dict[str, Any]]) -> SiteConfig:
-    return parse_site({
+def site_raw(miners: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
         "site": {"id": "miner-test", "grid_import_limit_w": 10000, "grid_export_limit_w": 8000,
                  "main_fuse_a": 25},
         "pv": {"peak_w": 8000, "inverter_max_w": 8000},
         "miners": miners,
-    }, "test-site")
+    }
+
+
+def site(miners: list[dict[str, Any]]) -> SiteConfig:
+    return parse_site(site_raw(miners), "test-site")
 
 
 def miner_entry(name: str, kind: str, driver: dict[str, Any], **over: Any) -> dict[str, Any]:
@@ -183,8 +187,7 @@ async def rig(api: str, broker_port: int | None = None, *, fw_min_w: float | Non
               fw_max_w: float | None = None, start_w: float | None = None,
               start_running: bool = True, **miner_over: Any) -> AsyncIterator[Rig]:
     kind = MINER_FOR_API[api]
-    cfg = site([miner_entry("m1", kind, {"api": "shelly", "host": "x"}, **miner_over)]
-               ).miners[0]
+    cfg = site([miner_entry("m1", kind, {}, **miner_over)]).miners[0]  # the model only
     miner = EmulatedMiner(cfg, fw_min_w=fw_min_w, fw_max_w=fw_max_w, start_w=start_w,
                           start_running=start_running)
     emu, table, expire = await make_emulator(api, miner, broker_port)

@@ -1,0 +1,88 @@
+"""Hardening (issue 17) against a real Mosquitto: what an adversarial probe found open on
+the MQTT side. Each test failed before its fix."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import brokerkit
+import pytest
+from mqtt_testkit import ACL_TEXT, SITE, USERS, RunningBridge, client
+
+BASE = f"hearth/{SITE}"
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[brokerkit.Broker]:
+    with brokerkit.Broker(tmp_path, users=USERS, acl=ACL_TEXT) as b:
+        yield b
+
+
+@pytest.fixture
+def rb(tmp_path: Path, broker: brokerkit.Broker) -> Iterator[RunningBridge]:
+    with RunningBridge(tmp_path / "site", broker) as r:
+        yield r
+
+
+def _reply(user: str) -> str:
+    return f"{BASE}/reply/{user}/{uuid.uuid4().hex[:8]}"
+
+
+# -- item 1: config/set runs the same validation as `hearth config check` -----------------
+
+def test_config_set_refuses_driver_settings_the_service_could_not_start_with(
+    broker: brokerkit.Broker, rb: RunningBridge,
+) -> None:
+    inst = client(broker, "installer")
+    reply = _reply("installer")
+    inst.subscribe(reply)
+    before = rb.path.read_bytes()
+    doc = tomllib.loads(before.decode())
+    doc["miners"][0]["driver"] = {"api": "whatsminer-9000", "host": "192.0.2.10"}
+    doc["miners"][1]["driver"] = {**doc["miners"][1]["driver"], "port": "abc"}
+    ans = inst.request(f"{BASE}/config/set", json.dumps({"config": doc}), reply, b"1").json()
+    assert ans["ok"] is False, ans
+    fields = {e["field"] for e in ans["errors"]}
+    assert {"miners[0].driver.api", "miners[1].driver.port"} <= fields, ans
+    assert rb.path.read_bytes() == before and rb.rec.configs == []
+    inst.close()
+
+
+# -- item 2: the response topic is checked before anything is applied ---------------------
+# Mosquitto 2.0 drops a client that sends a wildcard response topic, but other brokers (and
+# older ones) pass it on: the bridge must not rely on the broker. The request is handed to
+# the bridge's worker as paho delivers it; the answers go out through the real broker.
+
+@pytest.mark.parametrize("suffix", ["x/#", "x/+/y", "+", "x/\u0000", "x" * 70_000])
+def test_a_response_topic_with_wildcards_is_refused_before_applying(
+    broker: brokerkit.Broker, rb: RunningBridge, suffix: str,
+) -> None:
+    from controller.bridge.bridge import _Request
+
+    ha = client(broker, "homeassistant")
+    ha.subscribe(f"{BASE}/cmd/pause_all/result")
+    inst = client(broker, "installer")
+    inst.subscribe(f"{BASE}/config/result")
+    bad = f"{BASE}/reply/installer/{suffix}"
+    rb.bridge._handle(_Request(f"{BASE}/cmd/pause_all", b'{"paused": true}', bad, b"c1"))
+    ans = ha.wait_for(f"{BASE}/cmd/pause_all/result")
+    assert ans.json()["ok"] is False
+    assert ans.json()["errors"][0]["field"] == "response_topic", ans.json()
+    assert ans.properties["CorrelationData"] == b"c1"
+    assert rb.rec.commands == []  # not applied
+
+    before = rb.path.read_bytes()
+    mark = inst.mark()
+    body = json.dumps({"patch": {"site": {"name": "x"}}}).encode()
+    rb.bridge._handle(_Request(f"{BASE}/config/set", body, bad, b"c2"))
+    ans = inst.wait_for(f"{BASE}/config/result", after=mark)
+    assert ans.json()["ok"] is False
+    assert ans.json()["errors"][0]["field"] == "response_topic"
+    assert rb.path.read_bytes() == before  # not written
+    assert rb.bridge.stats.errors == []  # refused, not an internal error
+    inst.close()
+    ha.close()

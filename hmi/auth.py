@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import os
 import secrets
 import threading
@@ -330,49 +331,66 @@ class AuthStore:
 
 
 class LoginLimiter:
-    """Failed logins per client address and in total, over a sliding window.
+    """Failed logins per client address, with exponential back-off; never a global lockout.
 
     Checked before the (slow) hash is computed, so a client being refused costs nothing.
-    A success clears that client's failures; the total only ages out.
+    A client's first `per_client` failures within `window_s` are free; after that it waits
+    `backoff_base_s`, then twice as long after each further failure, at most `window_s`.
+    A client that has not failed is never refused, so nobody can lock the others out.
+    When more than `total` failures came from all addresses together within the window (a
+    PIN guessed from many addresses), a client that has failed waits the whole window
+    after its last failure: one guess per address per window, while a new client (the
+    installer with the setup code) still gets its try. A client's count starts afresh
+    after two quiet windows; a success clears it at once.
     """
 
     MAX_CLIENTS = 4096
 
     def __init__(self, per_client: int = 5, total: int = 20, window_s: float = 900.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, backoff_base_s: float = 1.0
+                 ) -> None:
         self.per_client = per_client
         self.total = total
         self.window_s = window_s
+        self.backoff_base_s = backoff_base_s
         self.clock = clock
-        self._by_client: dict[str, deque[float]] = {}
+        # client -> (failures since it was last quiet for two windows, last failure)
+        self._by_client: dict[str, tuple[int, float]] = {}
         self._all: deque[float] = deque()
         self._lock = threading.Lock()
 
-    def _trim(self, q: deque[float], now: float) -> None:
-        while q and q[0] <= now - self.window_s:
-            q.popleft()
+    def _failures(self, client: str, now: float) -> tuple[int, float]:
+        n, last = self._by_client.get(client, (0, -math.inf))
+        if now - last >= 2 * self.window_s:  # quiet well beyond the longest wait: afresh
+            self._by_client.pop(client, None)
+            return 0, last
+        return n, last
 
     def retry_after(self, client: str) -> float | None:
         """Seconds to wait if this client must be refused now, else None."""
         with self._lock:
             now = self.clock()
-            self._trim(self._all, now)
-            q = self._by_client.get(client)
-            if q is not None:
-                self._trim(q, now)
-            waits = []
-            if q is not None and len(q) >= self.per_client:
-                waits.append(q[0] + self.window_s - now)
+            while self._all and self._all[0] <= now - self.window_s:
+                self._all.popleft()
+            n, last = self._failures(client, now)
+            if n == 0:
+                return None
             if len(self._all) >= self.total:
-                waits.append(self._all[0] + self.window_s - now)
-            return max(waits) if waits else None
+                wait = self.window_s
+            elif n >= self.per_client:
+                wait = min(self.backoff_base_s * 2.0 ** (n - self.per_client), self.window_s)
+            else:
+                return None
+            left = last + wait - now
+            return left if left > 0 else None
 
     def failed(self, client: str) -> None:
         with self._lock:
             now = self.clock()
+            n, _ = self._failures(client, now)
             if client not in self._by_client and len(self._by_client) >= self.MAX_CLIENTS:
                 self._by_client.pop(next(iter(self._by_client)))
-            self._by_client.setdefault(client, deque()).append(now)
+            self._by_client[client] = (n + 1, now)
             self._all.append(now)
 
     def succeeded(self, client: str) -> None:

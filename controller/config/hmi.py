@@ -51,12 +51,15 @@ class HmiSection(Strict):
         default=8.0, description="How long an installer login lasts"
     )
     login_max_failures: Annotated[int, Field(ge=1, le=100)] = Field(
-        default=5, description="Failed logins (password, PIN, setup code) allowed per "
-        "client address within login_window_s; more are refused with 429"
+        default=5, description="Failed logins (password, PIN, setup code) a client address "
+        "may make before it backs off: 1 s, then twice as long after each further failure, "
+        "at most login_window_s (429 with Retry-After)"
     )
     login_max_failures_total: Annotated[int, Field(ge=1, le=1000)] = Field(
-        default=20, description="Failed logins allowed from all addresses together within "
-        "login_window_s (a 4-digit PIN must not be guessable from many addresses)"
+        default=20, description="Failed logins from all addresses together within "
+        "login_window_s above which an address that has failed waits the whole window (a "
+        "4-digit PIN must not be guessable from many addresses); an address that has not "
+        "failed is never refused"
     )
     login_window_s: Annotated[int, Field(ge=10, le=86_400)] = 900
     history_step_s: Annotated[int, Field(ge=1, le=3600)] = Field(

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hmi_testkit import installer_client, live_demo, post
+import pytest
+from hmi_testkit import PASSWORD, installer_client, live_demo, post
+
+from hmi.auth import LoginLimiter
 
 # -- item 1: the HMI's validate and save run the one site validation ----------------------
 
@@ -24,3 +27,53 @@ async def test_config_validate_refuses_driver_settings_the_service_cannot_start_
             where = {p["where"] for p in r.json()["problems"]}
             assert {"miners[0].driver.api", "miners[1].driver.port"} <= where, r.text
         assert path.read_text() == before
+
+
+# -- item 3: logins are throttled per client with back-off, never locked for everyone -----
+
+def test_failures_from_many_addresses_do_not_lock_out_a_new_client() -> None:
+    t = [0.0]
+    lim = LoginLimiter(per_client=5, total=20, window_s=900, clock=lambda: t[0])
+    for i in range(40):  # the probe: 20+ failures in total, from many addresses
+        lim.failed(f"10.0.0.{i}")
+    # A correct setup code from a new address is checked, not refused with 429.
+    assert lim.retry_after("10.0.1.1") is None
+    # Under that pressure an address that already failed waits (bounds guessing a PIN
+    # from many addresses), but only for the window, never forever.
+    assert lim.retry_after("10.0.0.3") == pytest.approx(900)
+    t[0] = 901
+    assert lim.retry_after("10.0.0.3") is None
+
+
+def test_one_client_backs_off_exponentially_and_others_are_not_affected() -> None:
+    t = [0.0]
+    lim = LoginLimiter(per_client=3, total=1000, window_s=600, clock=lambda: t[0],
+                       backoff_base_s=2.0)
+    waits = []
+    for _ in range(10):
+        w = lim.retry_after("a")
+        if w is not None:
+            waits.append(round(w))
+            t[0] += w
+        lim.failed("a")
+    assert waits == [2, 4, 8, 16, 32, 64, 128]  # free tries, then doubling
+    for _ in range(5):
+        t[0] += lim.retry_after("a") or 0
+        lim.failed("a")
+    assert lim.retry_after("a") == pytest.approx(600)  # capped at the window
+    assert lim.retry_after("b") is None  # someone else is not held by a's failures
+    lim.succeeded("a")
+    assert lim.retry_after("a") is None
+
+
+async def test_a_client_that_failed_waits_seconds_not_the_whole_window(tmp_path: Path) -> None:
+    async with live_demo(tmp_path, ticks=1) as live:
+        async with installer_client(live):
+            pass
+        async with live.client() as c:
+            for _ in range(5):
+                r = await post(c, "/api/auth/login", {"password": "wrong password!"})
+                assert r.status_code == 401
+            r = await post(c, "/api/auth/login", {"password": PASSWORD})
+            assert r.status_code == 429
+            assert 1 <= int(r.headers["retry-after"]) <= 2, r.headers

@@ -272,6 +272,10 @@ def _dr_start(start: str | None, duration_s: float | None) -> float | None:
 def _dr_cap(p: _DrCap, cfg: SiteConfig) -> Command:
     if p.cap_w is not None and p.cap_w < 0:
         raise _refuse("cap_w", "must be at least 0 W, or null for no cap")
+    if p.cap_w is not None and p.cap_w > cfg.site_power_bound_w:
+        raise _refuse("cap_w", f"must be at most what the site can deliver "
+                               f"({cfg.site_power_bound_w:g} W: import limit, inverter, "
+                               "battery), or null for no cap")
     if p.cap_w is None and p.duration_s is not None:
         raise _refuse("duration_s", "only applies to a cap (cap_w is null)")
     if p.cap_w is None and p.start is not None:

@@ -47,10 +47,31 @@ def parse_site(data: dict[str, Any], source: str = "<config>") -> SiteConfig:
     # HMI, hearth run): a config accepted here must not stop the service at its next start.
     from controller.miners.factory import driver_problems
 
-    problems = driver_problems(cfg)
+    problems = site_bound_problems(cfg) + driver_problems(cfg)
     if problems:
         raise InputError(source, problems)
     return cfg
+
+
+def site_bound_problems(cfg: SiteConfig) -> list[Problem]:
+    """Bounds that depend on the site as a whole, with the path of the field that breaks
+    them: no miner may draw more than the site's import limit (contract or fuse), and no
+    DR cap level can exceed what the site could ever deliver."""
+    out: list[Problem] = []
+    limit = cfg.site.import_limit_w
+    for i, m in enumerate(cfg.miners):
+        if m.max_power_w > limit:
+            out.append(Problem(f"miners[{i}].max_power_w", f"{m.max_power_w:g} W is above the "
+                               f"site's import limit ({limit:g} W, the lower of "
+                               "grid_import_limit_w and the main fuse)"))
+    if cfg.openadr is not None and cfg.openadr.simple_level_cap_w is not None:
+        bound = cfg.site_power_bound_w
+        for i, w in enumerate(cfg.openadr.simple_level_cap_w):
+            if w > bound:
+                out.append(Problem(f"openadr.simple_level_cap_w[{i}]", f"{w:g} W is above "
+                                   f"what the site can deliver ({bound:g} W: import limit, "
+                                   "inverter, battery)"))
+    return out
 
 
 def load_site(path: str | Path) -> SiteConfig:

@@ -33,6 +33,9 @@ def _earlier(info: ValidationInfo, name: str) -> Any:
 
 
 Watts = Annotated[float, Field(ge=0)]
+# The largest single mining unit sold (hydro-cooled ASICs draw 5-12 kW): a miner entry
+# above this is a typo or an attack, not a machine.
+MAX_MINER_W = 15_000.0
 Percent = Annotated[float, Field(ge=0, le=100)]
 
 
@@ -212,8 +215,9 @@ class MinerConfig(Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")]
     kind: str = Field(description="Model / firmware, e.g. 'antminer-s9-braiins', 'bitaxe-gamma'")
     actuation: Actuation
-    min_power_w: Annotated[float, Field(gt=0)]
-    max_power_w: Annotated[float, Field(gt=0)]
+    min_power_w: Annotated[float, Field(gt=0, le=MAX_MINER_W)]
+    max_power_w: Annotated[float, Field(gt=0, le=MAX_MINER_W)] = Field(
+        description="At most the site's import limit (checked with the whole site)")
     profiles_w: list[Annotated[float, Field(gt=0)]] | None = Field(
         default=None,
         validate_default=True,  # so a missing list is caught for actuation = 'profiles'
@@ -375,9 +379,19 @@ class ControlSection(Strict):
     import_headroom_w: Watts = Field(
         default=300.0, description="Miners are capped this far below the import limit"
     )
-    stale_timeout_s: Annotated[float, Field(gt=0)] = Field(
-        default=10.0, description="No fresh meter reading for this long: ramp miners to zero"
+    stale_timeout_s: Annotated[float, Field(gt=0, le=60)] = Field(
+        default=10.0, description="No fresh meter reading for this long: ramp miners to zero "
+        "(at most a minute: a longer one would leave the miners running blind)"
     )
+    @field_validator("stale_timeout_s")
+    @classmethod
+    def _stale_covers_a_tick(cls, v: float, info: ValidationInfo) -> float:
+        tick = _earlier(info, "tick_s")
+        if tick is not None and not v > tick:
+            raise ValueError(f"must be longer than control.tick_s ({tick:g} s): a meter read "
+                             "once a tick would always look stale")
+        return v
+
     tank_max_margin_c: Annotated[float, Field(ge=0)] = Field(
         default=1.0, description="Miners heating the tank stop this far below max_c"
     )
@@ -548,6 +562,13 @@ class SiteConfig(Strict):
     @property
     def miner_capacity_w(self) -> float:
         return sum(m.max_power_w for m in self.miners)
+
+    @property
+    def site_power_bound_w(self) -> float:
+        """The most power this site could ever deliver (grid import limit, PV inverter,
+        battery discharge): a physical bound for caps given in watts (DR)."""
+        battery = self.battery.max_discharge_w if self.battery is not None else 0.0
+        return self.site.import_limit_w + self.pv.inverter_max_w + battery
 
     def selectable_modes(self) -> list[Mode]:
         """Modes a person may switch to at run time. Island follows the wiring (no grid

@@ -77,9 +77,11 @@ def _epoch(x: Any) -> float:
 class EventMapper:
     """OpenADR event (openleadr's dict) -> DR events. Pure: no I/O, no clock."""
 
-    def __init__(self, sec: OpenAdrSection, miner_capacity_w: float) -> None:
+    def __init__(self, sec: OpenAdrSection, miner_capacity_w: float,
+                 power_bound_w: float = math.inf) -> None:
         self.sec = sec
         self.capacity_w = miner_capacity_w
+        self.power_bound_w = power_bound_w  # SiteConfig.site_power_bound_w
         self.level_caps_w = sec.level_caps_w(miner_capacity_w)
 
     def _value(self, name: str, stype: str, payload: float, scale: float
@@ -103,6 +105,9 @@ class EventMapper:
                 return "reduce", payload * self.capacity_w
             if payload < 0:
                 raise Refused(f"x-loadControlCapacity {payload:g} W is negative")
+            if payload > self.power_bound_w:
+                raise Refused(f"x-loadControlCapacity {payload:g} W is above what the site "
+                              f"can deliver ({self.power_bound_w:g} W)")
             return "reduce", payload
         if name == "LOAD_DISPATCH":
             if stype != "setpoint":
@@ -167,7 +172,7 @@ class Ven:
             raise InputError("openadr", [Problem("openadr", "the site has no [openadr]")])
         self.sec = sec
         self.schedule = schedule
-        self.mapper = EventMapper(sec, cfg.miner_capacity_w)
+        self.mapper = EventMapper(sec, cfg.miner_capacity_w, cfg.site_power_bound_w)
         self.miner_power_w = miner_power_w
         self.utc = utc
         paths = {}

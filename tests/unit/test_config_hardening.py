@@ -55,3 +55,58 @@ def test_sites_without_driver_tables_still_validate_for_simulation() -> None:
     for m in d["miners"]:
         m.pop("driver", None)
     assert parse_site(d).miners
+
+
+# -- item 4: safety settings are bounded by physics and by the site -----------------------
+
+
+def test_stale_timeout_is_at_most_a_minute() -> None:
+    d = simkit.site_dict()
+    d["control"]["stale_timeout_s"] = 1e12  # would turn the stale-meter cut off
+    assert "less than or equal to 60" in _errors(d)["control.stale_timeout_s"]
+    d["control"]["stale_timeout_s"] = 60
+    assert parse_site(d).control.stale_timeout_s == 60
+
+
+def test_stale_timeout_must_cover_a_tick() -> None:
+    d = simkit.site_dict()
+    d["control"].update(tick_s=5, stale_timeout_s=2)
+    assert "tick_s" in _errors(d)["control.stale_timeout_s"]
+
+
+def test_miner_power_is_bounded_by_physics_and_by_the_site() -> None:
+    d = simkit.site_dict()
+    d["miners"][0]["max_power_w"] = 1e12
+    d["miners"][0]["efficiency"][-1]["power_w"] = 1e12
+    errs = _errors(d)
+    assert "miners[0].max_power_w" in errs, errs
+    d = simkit.site_dict()
+    d["site"]["grid_import_limit_w"] = 1000  # below the S9's 1400 W
+    errs = _errors(d)
+    assert "import limit" in errs["miners[0].max_power_w"], errs
+
+
+def test_a_dr_cap_beyond_what_the_site_can_deliver_is_refused_at_the_input() -> None:
+    from controller.bridge.commands import parse_command
+
+    cfg = simkit.site()
+    with pytest.raises(InputError) as ei:
+        parse_command("dr_cap", {"cap_w": 1e12}, cfg)
+    assert ei.value.problems[0].where == "cap_w"
+    assert "the site can deliver" in ei.value.problems[0].reason
+    assert parse_command("dr_cap", {"cap_w": cfg.site_power_bound_w}, cfg)
+
+
+def test_openadr_caps_in_watts_are_bounded_by_the_site() -> None:
+    from controller.config.openadr import OpenAdrSection
+    from controller.runtime.openadr import EventMapper, Refused
+
+    sec = OpenAdrSection.model_validate({"vtn_url": "https://vtn.example/OpenADR2/Simple/2.0b",
+                                         "ven_name": "v", "load_control_capacity": "watts"})
+    m = EventMapper(sec, 1444.0, 40_000.0)
+    with pytest.raises(Refused, match="the site can deliver"):
+        m._value("LOAD_CONTROL", "x-loadControlCapacity", 1e12, 1.0)
+    d = simkit.site_dict()
+    d["openadr"] = {"vtn_url": "https://vtn.example/OpenADR2/Simple/2.0b", "ven_name": "v",
+                    "simple_level_cap_w": [1e12, 0, 0]}
+    assert "the site can deliver" in _errors(d)["openadr.simple_level_cap_w[0]"]

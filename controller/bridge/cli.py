@@ -23,7 +23,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
-from controller.bridge import tomlwrite
+from controller.bridge import tomldoc
 from controller.bridge.connection import (
     BrokerSettings,
     make_client,
@@ -212,7 +212,7 @@ def _get(args: argparse.Namespace) -> int:
         return 1
     config = ans.get("config", {})
     text = (json.dumps(config, indent=2) + "\n" if args.format == "json"
-            else tomlwrite.dumps(config))
+            else tomldoc.dumps(config))
     if args.output:
         Path(args.output).write_text(text)
         print(f"site {args.site}: config version {ans.get('version')} written to "

@@ -5,8 +5,8 @@ The file on disk is the site TOML the service loads at start. A change is:
 validate (the same pydantic models as `hearth config check`) -> write `<file>.new`, fsync,
 re-read and compare -> keep the current file as `<file>.prev` -> rename into place. An
 invalid document changes nothing and every problem is reported with its TOML path.
-Comments in the site file are not preserved once it has been rewritten over MQTT; the
-previous version (with its comments) stays in `<file>.prev` until the next change.
+The file is edited in place with tomlkit (controller/bridge/tomldoc.py): the installer's
+comments, key order and layout survive a save, and only changed values are rewritten.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from controller.bridge import tomlwrite
+from controller.bridge import tomldoc
 from controller.config.load import load_site, parse_site
 from controller.config.models import SiteConfig
 from controller.errors import InputError, Problem
@@ -183,9 +183,12 @@ class ConfigStore:
                     f"{config.site.id!r}): every topic is named after it; edit the file on the "
                     "controller and restart")])
             try:
-                text = tomlwrite.dumps(raw)
+                # Edit the installer's file in place (tomlkit): comments and order survive.
+                text = tomldoc.update(self._current_text_or_empty(), raw)
+                if tomllib.loads(text) != raw:  # a layout the edit cannot keep: write anew
+                    text = tomldoc.dumps(raw)
                 text.encode("utf-8")
-            except tomlwrite.TomlWriteError as err:
+            except tomldoc.TomlWriteError as err:
                 raise InputError(source, [Problem(where, str(err))]) from None
             except UnicodeEncodeError:
                 raise InputError(source, [Problem(where, "contains text that is not valid "
@@ -227,6 +230,12 @@ class ConfigStore:
             self._atomic_swap(text.encode("utf-8"))
             self.raw, self.config = raw, config
             self.version = version_of(text.encode("utf-8"))
+
+    def _current_text_or_empty(self) -> str:
+        try:
+            return self.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return ""
 
     def current_text(self) -> str:
         with self._lock:

@@ -49,10 +49,10 @@ class GridServiceSection(Strict):
     offered_kw: Annotated[float, Field(ge=0)] | None = Field(
         default=None, description="Flexible power offered; default: the miners' capacity"
     )
-    availability_rate_per_kw_h: Annotated[Decimal, Field(ge=0)] = Field(
+    availability_rate_per_kw_h: Annotated[Decimal, Field(ge=0, strict=False)] = Field(
         default=Decimal("0"), description="Paid per kW offered per hour (site currency)"
     )
-    activation_rate_per_kwh: Annotated[Decimal, Field(ge=0)] = Field(
+    activation_rate_per_kwh: Annotated[Decimal, Field(ge=0, strict=False)] = Field(
         default=Decimal("0"), description="Paid per kWh curtailed or absorbed on request"
     )
     windows: list[str] = Field(
@@ -96,7 +96,7 @@ class LedgerSection(Strict):
         default=400, description="Telemetry older than this is pruned; 0 = keep forever "
         "(intervals are always kept)"
     )
-    battery_energy_price_per_kwh: Annotated[Decimal, Field(ge=0)] | None = Field(
+    battery_energy_price_per_kwh: Annotated[Decimal, Field(ge=0, strict=False)] | None = Field(
         default=None,
         description="What a kWh the miners take from the battery costs; default: the "
         "interval's export price (the PV that charged it could have been sold)",

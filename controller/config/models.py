@@ -214,7 +214,7 @@ class EfficiencyPoint(Strict):
 class MinerConfig(Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")]
     kind: str = Field(description="Model / firmware, e.g. 'antminer-s9-braiins', 'bitaxe-gamma'")
-    actuation: Actuation
+    actuation: Actuation = Field(strict=False)  # read from its TOML string
     min_power_w: Annotated[float, Field(gt=0, le=MAX_MINER_W)]
     max_power_w: Annotated[float, Field(gt=0, le=MAX_MINER_W)] = Field(
         description="At most the site's import limit (checked with the whole site)")
@@ -320,8 +320,8 @@ class MinerConfig(Strict):
 class TariffSection(Strict):
     """Defaults used when a trace carries no price columns."""
 
-    import_price_per_kwh: Decimal = Decimal("0.30")
-    export_price_per_kwh: Decimal = Decimal("0.05")
+    import_price_per_kwh: Decimal = Field(default=Decimal("0.30"), strict=False)
+    export_price_per_kwh: Decimal = Field(default=Decimal("0.05"), strict=False)
     prices_file: str | None = Field(
         default=None, description="`hearth run`: CSV time,import_price,export_price (ISO 8601 "
         "with offset; relative to the site file), re-read when it changes; see "
@@ -332,9 +332,9 @@ class BitcoinSection(Strict):
     """Hashprice defaults: expected sats = hashes / (difficulty * 2^32) * (subsidy + fees)."""
 
     network_difficulty: Annotated[float, Field(gt=0)] = 1.1e14
-    block_subsidy_btc: Annotated[Decimal, Field(ge=0)] = Decimal("3.125")
-    fees_per_block_btc: Annotated[Decimal, Field(ge=0)] = Decimal("0.03")
-    btc_price: Annotated[Decimal, Field(gt=0)] = Field(
+    block_subsidy_btc: Annotated[Decimal, Field(ge=0, strict=False)] = Decimal("3.125")
+    fees_per_block_btc: Annotated[Decimal, Field(ge=0, strict=False)] = Decimal("0.03")
+    btc_price: Annotated[Decimal, Field(gt=0, strict=False)] = Field(
         default=Decimal("85000"), description="In the site currency"
     )
     pool_fee_pct: Percent = 2.0
@@ -354,7 +354,8 @@ class BackupHeatSection(Strict):
         default=0.9, description="Boiler efficiency, or heat-pump COP"
     )
     fuel_price_per_kwh: Decimal = Field(
-        default=Decimal("0.10"), description="Gas, or electricity for heat pump / resistive"
+        default=Decimal("0.10"), strict=False,
+        description="Gas, or electricity for heat pump / resistive"
     )
 
 
@@ -371,7 +372,7 @@ class Mode(StrEnum):
 
 
 class ControlSection(Strict):
-    mode: Mode = Mode.GRID
+    mode: Mode = Field(default=Mode.GRID, strict=False)  # read from its TOML string
     tick_s: Annotated[float, Field(gt=0, le=60)] = 1.0
     export_margin_w: Watts = Field(
         default=50.0, description="Grid setpoint: keep this much export so miners never import"

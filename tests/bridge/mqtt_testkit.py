@@ -267,14 +267,14 @@ def site_doc(broker: brokerkit.Broker, *, tls: bool = False, client_cert: bool =
 
 
 def write_site(directory: Path, doc: dict[str, Any], password: str = USERS["hearth"]) -> Path:
-    from controller.bridge import tomlwrite
+    from controller.bridge import tomldoc
 
     directory.mkdir(parents=True, exist_ok=True)
     pw = directory / "hearth.pw"
     pw.write_text(password + "\n")
     pw.chmod(0o600)
     path = directory / "site.toml"
-    path.write_text(tomlwrite.dumps(doc))
+    path.write_text(tomldoc.dumps(doc))
     return path
 
 

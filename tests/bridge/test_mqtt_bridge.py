@@ -305,8 +305,7 @@ def test_invalid_config_is_refused_with_every_error_and_nothing_changes(
     whole["site"]["main_fuse_a"] = "lots"
     ans = inst.request(f"{BASE}/config/set", json.dumps({"config": whole}), reply, b"2").json()
     assert ans["errors"] == [{"field": "site.main_fuse_a",
-                              "reason": "Input should be a valid number, unable to parse "
-                                        "string as a number"}]
+                              "reason": "Input should be a valid number"}]
     ans = inst.request(f"{BASE}/config/set", b'{"conf": {}}', reply, b"3").json()
     assert {e["field"] for e in ans["errors"]} == {"conf"}
     assert rb.path.read_bytes() == before

@@ -86,3 +86,23 @@ def test_a_response_topic_with_wildcards_is_refused_before_applying(
     assert rb.bridge.stats.errors == []  # refused, not an internal error
     inst.close()
     ha.close()
+
+
+# -- item 5: config/set does not coerce types or write unbounded strings -------------------
+
+def test_config_set_refuses_coerced_types_nul_and_huge_strings(
+    broker: brokerkit.Broker, rb: RunningBridge,
+) -> None:
+    inst = client(broker, "installer")
+    reply = _reply("installer")
+    inst.subscribe(reply)
+    before = rb.path.read_bytes()
+    for patch, field in (({"control": {"tick_s": "1"}}, "control.tick_s"),
+                         ({"site": {"name": "a\u0000b"}}, "site.name"),
+                         ({"site": {"name": "x" * 60_000}}, "site.name")):
+        ans = inst.request(f"{BASE}/config/set", json.dumps({"patch": patch}), reply,
+                           b"5").json()
+        assert ans["ok"] is False, ans
+        assert [e["field"] for e in ans["errors"]] == [field], ans
+    assert rb.path.read_bytes() == before
+    inst.close()

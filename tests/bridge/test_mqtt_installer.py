@@ -12,7 +12,7 @@ import pytest
 import simkit
 from mqtt_testkit import ACL_TEXT, S9_SECRET, SITE, USERS, RunningBridge
 
-from controller.bridge import tomlwrite
+from controller.bridge import tomldoc
 from controller.bridge.cli import register
 from controller.errors import InputError
 
@@ -52,7 +52,7 @@ def test_push_get_rollback(setup: tuple[brokerkit.Broker, RunningBridge, list[st
 
     # push the edited file back (redacted secret kept on the controller).
     doc["tank"]["target_c"] = 61
-    out.write_text(tomlwrite.dumps(doc))
+    out.write_text(tomldoc.dumps(doc))
     assert run(["installer", "push", str(out), *common]) == 0
     assert "changed: tank" in capsys.readouterr().out
     assert r.store.config.tank is not None and r.store.config.tank.target_c == 61
@@ -79,7 +79,7 @@ def test_a_refused_push_lists_every_error_and_exits_2(
     d["tank"]["max_c"] = 50
     d["miners"][1]["max_power_w"] = 5
     bad = tmp_path / "bad.toml"
-    bad.write_text(tomlwrite.dumps(d))
+    bad.write_text(tomldoc.dumps(d))
     with pytest.raises(InputError) as ei:
         run(["installer", "push", str(bad), *common])
     assert {p.where: p.reason for p in ei.value.problems} == {

@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from mqtt_testkit import HA_RULES, S9_SECRET, ha_discovery_problems
 
-from controller.bridge import tomlwrite
+from controller.bridge import tomldoc
 from controller.bridge.commands import (
     COMMANDS,
     PauseAll,
@@ -183,7 +183,7 @@ def test_fuzzed_commands_are_either_valid_or_refused_with_reasons(name: str, doc
 def test_example_sites_round_trip_through_the_toml_writer() -> None:
     for path in (simkit.HOUSE, simkit.FARM):
         doc = simkit.site_dict(path)
-        text = tomlwrite.dumps(doc)
+        text = tomldoc.dumps(doc)
         assert tomllib.loads(text) == doc
         assert parse_site(tomllib.loads(text)) == parse_site(doc)
 
@@ -199,7 +199,7 @@ inline = st.recursive(toml_scalars, lambda c: st.lists(c, max_size=3)
                        | st.lists(st.dictionaries(toml_keys, inline, max_size=3), min_size=1,
                                   max_size=3), max_size=4))
 def test_toml_writer_round_trips_site_shaped_documents(doc: dict[str, Any]) -> None:
-    assert tomllib.loads(tomlwrite.dumps(doc)) == doc
+    assert tomllib.loads(tomldoc.dumps(doc)) == doc
 
 
 # -- provisioning store ------------------------------------------------------------------------
@@ -208,7 +208,7 @@ def _store(tmp_path: Path) -> ConfigStore:
     d = simkit.site_dict()
     d["miners"][0]["driver"]["password"] = S9_SECRET
     path = tmp_path / "site.toml"
-    path.write_text("# hand-written, with a comment\n" + tomlwrite.dumps(d))
+    path.write_text("# hand-written, with a comment\n" + tomldoc.dumps(d))
     return ConfigStore(path)
 
 
@@ -285,7 +285,8 @@ def test_text_that_cannot_be_stored_is_refused_before_anything_is_written(
     doc = decode_json(b'{"site": {"name": "\\ud800"}}', 4096, "config/set")
     with pytest.raises(InputError) as ei:
         store.propose(patch=doc)
-    assert "not valid Unicode" in _fields(ei)["patch"]
+    # refused by the strict string type, at the field (issue 17), before any writing
+    assert "unicode" in _fields(ei)["site.name"]
     assert not store.prev_path.exists()
 
 

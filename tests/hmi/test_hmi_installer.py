@@ -13,7 +13,7 @@ from typing import Any
 
 from hmi_testkit import installer_client, live_demo, post
 
-from controller.bridge import tomlwrite
+from controller.bridge import tomldoc
 from controller.config.load import parse_site
 from controller.devices.regmap import load_map
 from controller.miners.axeos import PowerCurve
@@ -79,7 +79,7 @@ async def test_secrets_are_redacted_and_kept(tmp_path: Path) -> None:
     d["miners"][0]["driver"] = {"api": "braiins-os", "host": "192.0.2.10",
                                 "password": "s3cret-pw"}
     site = tmp_path / "site-src.toml"
-    site.write_text(tomlwrite.dumps(d))
+    site.write_text(tomldoc.dumps(d))
     async with live_demo(tmp_path / "data", ticks=1, site_path=site) as live, \
             installer_client(live) as c:
         got = (await c.get("/api/config")).json()
@@ -118,7 +118,7 @@ async def test_device_test_buttons_reach_real_devices(tmp_path: Path) -> None:
                                 "timeout_s": 2.0, "min_write_interval_s": 0}
     d["miners"][0]["driver"]["timeout_s"] = 0.3  # a TEST-NET address: nobody answers
     site = tmp_path / "site-src.toml"
-    site.write_text(tomlwrite.dumps(d))
+    site.write_text(tomldoc.dumps(d))
     try:
         async with live_demo(tmp_path / "data", ticks=1, site_path=site) as live, \
                 installer_client(live) as c:

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 from hmi_testkit import PASSWORD, wait_for
 
-from controller.bridge import tomlwrite
+from controller.bridge import tomldoc
 from controller.config.load import parse_site
 from controller.control.types import Commands, MinerReading
 from controller.runtime.service import Service
@@ -78,7 +78,7 @@ async def test_hearth_run_serves_the_hmi_and_takes_its_commands(tmp_path: Path) 
     doc["service"] = {"data_dir": str(tmp_path), "start_delay_max_s": 0}
     doc["ledger"] = {"enabled": False}
     site = tmp_path / "site.toml"
-    site.write_text(tomlwrite.dumps(doc))
+    site.write_text(tomldoc.dumps(doc))
     cfg = parse_site(doc)
     ports = LivePlant(Plant(cfg))
     hmi = HmiRuntime(cfg, config_path=site)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from hmi_testkit import installer_client, live_demo, post
 
-from controller.bridge import tomlwrite
+from controller.bridge import tomldoc
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +51,7 @@ async def test_no_request_gets_a_server_error(tmp_path: Path) -> None:
         m["driver"] = {**m["driver"], "host": "127.0.0.1", "port": _dead_port(),
                        "timeout_s": 0.5}
     site = tmp_path / "site-src.toml"
-    site.write_text(tomlwrite.dumps(doc))
+    site.write_text(tomldoc.dumps(doc))
     async with live_demo(tmp_path / "data", ticks=30, site_path=site) as live:
         async with installer_client(live) as c:
             r = await post(c, "/api/tokens", {"name": "fuzz", "role": "installer"})

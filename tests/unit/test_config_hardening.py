@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import simkit
 
-from controller.bridge import tomlwrite
+from controller.bridge import tomldoc
 from controller.cli import main
 from controller.config import parse_site
 from controller.errors import InputError
@@ -37,7 +37,7 @@ def test_driver_settings_are_validated_with_the_site(tmp_path: Path,
     assert "miners[0].driver.api" in errs and "whatsminer-9000" in errs["miners[0].driver.api"]
     assert "miners[1].driver.port" in errs
     p = tmp_path / "site.toml"
-    p.write_text(tomlwrite.dumps(_bad_driver_site()))
+    p.write_text(tomldoc.dumps(_bad_driver_site()))
     assert main(["config", "check", str(p)]) == 2
     err = capsys.readouterr().err
     assert "miners[0].driver.api" in err and "miners[1].driver.port" in err
@@ -110,3 +110,37 @@ def test_openadr_caps_in_watts_are_bounded_by_the_site() -> None:
     d["openadr"] = {"vtn_url": "https://vtn.example/OpenADR2/Simple/2.0b", "ven_name": "v",
                     "simple_level_cap_w": [1e12, 0, 0]}
     assert "the site can deliver" in _errors(d)["openadr.simple_level_cap_w[0]"]
+
+
+# -- item 5: strict types and bounded strings -----------------------------------------------
+
+
+@pytest.mark.parametrize(("section", "key", "value"), [
+    ("control", "tick_s", "1"),  # a number as a string is not a number
+    ("control", "shed_when_export_pays", 1),  # 1 is not true
+    ("site", "main_fuse_a", "25"),
+    ("site", "name", 12),
+])
+def test_types_are_strict(section: str, key: str, value: object) -> None:
+    d = simkit.site_dict()
+    d[section][key] = value
+    assert f"{section}.{key}" in _errors(d)
+
+
+def test_strings_are_bounded_and_free_of_nul() -> None:
+    d = simkit.site_dict()
+    d["site"]["name"] = "x" * 200_000
+    assert "at most" in _errors(d)["site.name"]
+    d["site"]["name"] = "bad\x00name"
+    assert "NUL" in _errors(d)["site.name"]
+    d = simkit.site_dict()
+    d["miners"][0]["driver"]["host"] = "h\x00"
+    assert "NUL" in _errors(d)["miners[0].driver.host"]
+
+
+def test_money_and_enums_still_read_from_toml() -> None:
+    d = simkit.site_dict()
+    d["tariffs"] = {"import_price_per_kwh": "0.31", "export_price_per_kwh": 0.05}
+    d["control"]["mode"] = "grid"
+    cfg = parse_site(d)
+    assert str(cfg.tariffs.import_price_per_kwh) == "0.31"

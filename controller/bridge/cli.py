@@ -89,12 +89,24 @@ def request(settings: BrokerSettings, site_id: str, op: str, body: dict[str, Any
     correlation = secrets.token_bytes(16)
     answer: dict[str, Any] = {}
     failure: list[str] = []
+    too_large: list[Problem] = []
     done = threading.Event()
     subscribed = threading.Event()
+    payload = encode(body)
+    size = publish_packet_bytes(topics.config(op), reply_topic, len(correlation), len(payload))
 
     def on_connect(c: mqtt.Client, u: Any, f: Any, rc: ReasonCode, p: Any) -> None:
         if rc.is_failure:
             failure.append(f"the broker refused the login: {rc.getName()}")
+            done.set()
+            return
+        # The broker's own limit (MQTT v5 CONNACK): a bigger packet would be dropped and
+        # resent until the timeout; say so now instead.
+        broker_max = getattr(p, "MaximumPacketSize", None) if p is not None else None
+        if isinstance(broker_max, int) and size > broker_max:
+            too_large.append(Problem("payload", f"too large for the broker: the request is "
+                                     f"{size} bytes, {settings.host}:{settings.port} accepts "
+                                     f"at most {broker_max} (its max_packet_size)"))
             done.set()
             return
         no_delay(c)
@@ -108,7 +120,7 @@ def request(settings: BrokerSettings, site_id: str, op: str, body: dict[str, Any
         props = publish_properties()
         props.ResponseTopic = reply_topic
         props.CorrelationData = correlation
-        c.publish(topics.config(op), encode(body), qos=1, properties=props)
+        c.publish(topics.config(op), payload, qos=1, properties=props)
         subscribed.set()
 
     def on_publish(c: mqtt.Client, u: Any, mid: int, rc: ReasonCode, p: Any) -> None:
@@ -151,9 +163,23 @@ def request(settings: BrokerSettings, site_id: str, op: str, body: dict[str, Any
     finally:
         client.disconnect()
         client.loop_stop()
+    if too_large:
+        raise InputError(f"hearth/{site_id}/config/{op}", too_large)
     if failure:
         raise NoAnswer(failure[0])
     return answer
+
+
+def _varint_bytes(n: int) -> int:
+    return 1 if n < 128 else 2 if n < 16_384 else 3 if n < 2_097_152 else 4
+
+
+def publish_packet_bytes(topic: str, response_topic: str, correlation_bytes: int,
+                         payload_bytes: int) -> int:
+    """The size of our MQTT v5 PUBLISH (QoS 1, response topic and correlation data)."""
+    props = (3 + len(response_topic.encode())) + (3 + correlation_bytes)
+    rest = 2 + len(topic.encode()) + 2 + _varint_bytes(props) + props + payload_bytes
+    return 1 + _varint_bytes(rest) + rest
 
 
 def _load_document(path: Path) -> dict[str, Any]:
@@ -195,6 +221,12 @@ def _push(args: argparse.Namespace) -> int:
         body["dry_run"] = True
     if args.if_version:
         body["if_version"] = args.if_version
+    size = len(encode(body))
+    if size > args.max_bytes:  # the controller would refuse it unread: say so first
+        raise InputError(args.file, [Problem("", f"too large: the request is {size} bytes, "
+                                             f"the controller accepts at most {args.max_bytes}"
+                                             " (its mqtt.max_config_bytes; --max-bytes if it "
+                                             "was raised)")])
     ans = _finish(args, "set", body)
     if ans is None:
         return 1
@@ -256,6 +288,9 @@ def register(subparsers: Any) -> None:
     push.add_argument("--patch", action="store_true", help="FILE is a merge patch, not a "
                                                            "whole site")
     push.add_argument("--dry-run", action="store_true", help="validate only; change nothing")
+    push.add_argument("--max-bytes", type=int, default=262_144,
+                      help="the controller's mqtt.max_config_bytes (default 262144): a bigger "
+                           "request is refused here before it is sent")
     push.add_argument("--if-version", help="refuse if the site's config is not this version")
     _common(push)
     push.set_defaults(func=_push)

@@ -8,8 +8,10 @@ database is named by `--db URL` or found through a site file (`--config SITE.tom
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -32,6 +34,27 @@ def _month(text: str) -> tuple[int, int]:
     return d.year, d.month
 
 
+def _readable(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A database that is corrupt, foreign or unreachable is bad input (exit 2 with a
+    message naming it), not a traceback."""
+
+    @functools.wraps(func)
+    def run(args: argparse.Namespace) -> int:
+        from alembic.util import CommandError
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            return func(args)
+        except (SQLAlchemyError, CommandError) as err:
+            reason = str(getattr(err, "orig", None) or err).splitlines()[0]
+            where = args.db if args.db is not None else f"the ledger of {args.config}"
+            raise InputError(str(where), [Problem("", f"cannot read this ledger database "
+                                                      f"(corrupt, not a Hearth ledger, or "
+                                                      f"unreachable): {reason}")]) from None
+
+    return run
+
+
 def _open(args: argparse.Namespace) -> Ledger:
     if (args.db is None) == (args.config is None):
         raise InputError("hearth ledger", [Problem("--db/--config",
@@ -49,6 +72,7 @@ def _open(args: argparse.Namespace) -> Ledger:
     return Ledger.open(url, site)
 
 
+@_readable
 def _report(args: argparse.Namespace) -> int:
     ledger = _open(args)
     try:
@@ -66,6 +90,7 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+@_readable
 def _export(args: argparse.Namespace) -> int:
     ledger = _open(args)
     try:
@@ -89,6 +114,7 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+@_readable
 def _payouts_import(args: argparse.Namespace) -> int:
     from controller.economics.payouts import read_payouts_csv
 

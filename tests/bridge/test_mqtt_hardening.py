@@ -4,6 +4,7 @@ the MQTT side. Each test failed before its fix."""
 from __future__ import annotations
 
 import json
+import time
 import tomllib
 import uuid
 from collections.abc import Iterator
@@ -12,6 +13,8 @@ from pathlib import Path
 import brokerkit
 import pytest
 from mqtt_testkit import ACL_TEXT, SITE, USERS, RunningBridge, client
+
+from controller.errors import InputError
 
 BASE = f"hearth/{SITE}"
 
@@ -106,3 +109,57 @@ def test_config_set_refuses_coerced_types_nul_and_huge_strings(
         assert [e["field"] for e in ans["errors"]] == [field], ans
     assert rb.path.read_bytes() == before
     inst.close()
+
+
+# -- item 9: an oversize `installer push` is refused by size, not left unanswered ----------
+
+def _push_setup(tmp_path: Path, broker: brokerkit.Broker) -> list[str]:
+    pw = tmp_path / "installer.pw"
+    pw.write_text(USERS["installer"] + "\n")
+    pw.chmod(0o600)
+    return ["--broker", f"127.0.0.1:{broker.port}", "--site", SITE, "--username",
+            "installer", "--password-file", str(pw), "--timeout", "10"]
+
+
+def _big_doc(tmp_path: Path, rb: RunningBridge, pad: int) -> Path:
+    doc = tomllib.loads(rb.path.read_text())
+    doc["site"]["name"] = "padding " * (pad // 8)  # the site validation refuses it later
+    out = tmp_path / "big.json"
+    out.write_text(json.dumps(doc))
+    return out
+
+
+def _installer(argv: list[str]) -> int:
+    import argparse
+
+    from controller.bridge.cli import register
+
+    parser = argparse.ArgumentParser(prog="hearth")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    rc: int = args.func(args)
+    return rc
+
+
+def test_a_push_above_the_controllers_limit_is_refused_before_sending(
+    tmp_path: Path, broker: brokerkit.Broker, rb: RunningBridge,
+) -> None:
+    common = _push_setup(tmp_path, broker)
+    big = _big_doc(tmp_path, rb, 300_000)  # above the default max_config_bytes (256 KiB)
+    with pytest.raises(InputError) as ei:
+        _installer(["installer", "push", str(big), *common])
+    assert "too large" in ei.value.render() and "max_config_bytes" in ei.value.render()
+
+
+def test_a_push_above_the_brokers_packet_size_says_so(tmp_path: Path) -> None:
+    with brokerkit.Broker(tmp_path, users=USERS, acl=ACL_TEXT,
+                          extra_conf="max_packet_size 20000\n") as broker, \
+            RunningBridge(tmp_path / "site", broker) as rb:
+        common = _push_setup(tmp_path, broker)
+        big = _big_doc(tmp_path, rb, 40_000)  # under Hearth's limit, over the broker's
+        t0 = time.monotonic()
+        with pytest.raises(InputError) as ei:
+            _installer(["installer", "push", str(big), *common])
+        assert "broker" in ei.value.render() and "20000" in ei.value.render(), \
+            ei.value.render()
+        assert time.monotonic() - t0 < 8  # told at once, not after the timeout

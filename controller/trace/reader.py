@@ -366,6 +366,7 @@ class TraceChunks:
                 values[name] = _parse_numbers(
                     columns[index[name]], name, line_no, index[name], problems
                 )
+        _site_bounds(values, self.cfg, index, line_no, problems)
         if problems or tstate.step_us is None:
             return None
         n = len(line_no)
@@ -485,6 +486,30 @@ def _chunk_times(cells: Sequence[str], line_no: Sequence[int], col: int, problem
     if n:
         st.prev_us, st.prev_bad = int(us[-1]), bool(bad[-1])
     return us
+
+
+# Cloud-edge enhancement can lift an array briefly to ~1.4 times its STC peak; more than
+# 1.5 times is no weather, but a unit error (kW read as W) or a trace for another site.
+PV_PEAK_FACTOR = 1.5
+
+
+def _site_bounds(values: dict[str, FloatArray], cfg: SiteConfig, index: dict[str, int],
+                 line_no: Sequence[int], problems: Problems) -> None:
+    """Refuse values beyond a physical bound of the site, with the row and the bound."""
+    pv_max = PV_PEAK_FACTOR * cfg.pv.peak_w
+    battery = cfg.battery.max_discharge_w if cfg.battery is not None else 0.0
+    load_max = cfg.site.main_fuse_limit_w + cfg.pv.inverter_max_w + battery
+    bounds = {"pv_w": (pv_max, f"more than {PV_PEAK_FACTOR:g} x the array's peak "
+                                f"({cfg.pv.peak_w:g} Wp)"),
+              "load_w": (load_max, "more than the main fuse, the inverter and the battery "
+                                   f"can supply together ({load_max:g} W)")}
+    for name, (limit, why) in bounds.items():
+        if name not in values:
+            continue
+        over = values[name] > limit
+        for i in np.flatnonzero(over)[: MAX_PROBLEMS + 1].tolist():
+            problems.cell(line_no[i], index[name], name,
+                          f"{values[name][i]:g} W is implausible: {why}")
 
 
 def split_csv(

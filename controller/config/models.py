@@ -384,15 +384,6 @@ class ControlSection(Strict):
         default=10.0, description="No fresh meter reading for this long: ramp miners to zero "
         "(at most a minute: a longer one would leave the miners running blind)"
     )
-    @field_validator("stale_timeout_s")
-    @classmethod
-    def _stale_covers_a_tick(cls, v: float, info: ValidationInfo) -> float:
-        tick = _earlier(info, "tick_s")
-        if tick is not None and not v > tick:
-            raise ValueError(f"must be longer than control.tick_s ({tick:g} s): a meter read "
-                             "once a tick would always look stale")
-        return v
-
     tank_max_margin_c: Annotated[float, Field(ge=0)] = Field(
         default=1.0, description="Miners heating the tank stop this far below max_c"
     )

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
-from hmi_testkit import PASSWORD, installer_client, live_demo, post
+from hmi_testkit import PASSWORD, csrf, installer_client, live_demo, post
 
 from hmi.auth import LoginLimiter
 
@@ -77,3 +78,58 @@ async def test_a_client_that_failed_waits_seconds_not_the_whole_window(tmp_path:
             r = await post(c, "/api/auth/login", {"password": PASSWORD})
             assert r.status_code == 429
             assert 1 <= int(r.headers["retry-after"]) <= 2, r.headers
+
+
+# -- item 10: error shapes, HEAD, TRACE, schema-true query values, a request size cap -----
+
+def _shape(r: httpx.Response) -> None:
+    body = r.json()
+    assert set(body) == {"error", "problems"}, body
+    assert isinstance(body["problems"], list)
+
+
+async def test_bad_json_bodies_get_the_documented_error_shape(tmp_path: Path) -> None:
+    async with live_demo(tmp_path, ticks=1) as live, live.client() as c:
+        token = await csrf(c)
+        h = {"X-CSRF-Token": token, "Content-Type": "application/json"}
+        for body in (b'{"password": "\xff\xfe"}', b"[" * 100_000 + b"]" * 100_000,
+                     b"{not json"):
+            r = await c.post("/api/auth/login", content=body, headers=h)
+            assert 400 <= r.status_code < 500, r.text
+            _shape(r)
+
+
+async def test_head_trace_and_unknown_methods(tmp_path: Path) -> None:
+    async with live_demo(tmp_path, ticks=1) as live, live.client() as c:
+        r = await c.head("/")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+        r = await c.request("TRACE", "/api/health")
+        assert r.status_code == 405, r.text
+        _shape(r)
+        r = await c.request("PATCH", "/api/health")
+        assert r.status_code in (401, 405)
+        _shape(r)
+
+
+async def test_query_values_are_typed_in_the_schema(tmp_path: Path) -> None:
+    async with live_demo(tmp_path, ticks=1) as live, live.client() as c:
+        spec = (await c.get("/api/openapi.json")).json()
+        day = spec["paths"]["/api/ledger/day"]["get"]["parameters"]
+        assert any(p["name"] == "date" and p["schema"].get("format") == "date" for p in day)
+        month = spec["paths"]["/api/ledger/month"]["get"]["parameters"]
+        assert any(p["name"] == "month" and "pattern" in p["schema"] for p in month)
+        r = await c.get("/api/ledger/day", params={"date": "not-a-day"})
+        assert r.status_code == 422
+        _shape(r)
+        r = await c.get("/api/ledger/day", params={"date": "9999-12-31"})
+        assert r.status_code < 500, r.text
+
+
+async def test_request_bodies_are_capped(tmp_path: Path) -> None:
+    async with live_demo(tmp_path, ticks=1) as live, installer_client(live) as c:
+        token = await csrf(c)
+        big = b'{"config": {"x": "' + b"a" * (30 << 20) + b'"}}'
+        r = await c.post("/api/config/validate", content=big,
+                         headers={"X-CSRF-Token": token, "Content-Type": "application/json"})
+        assert r.status_code == 413, r.text[:300]
+        _shape(r)

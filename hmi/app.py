@@ -19,10 +19,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from controller.bridge.provisioning import ConfigStore
 from controller.config.hmi import HmiSection
@@ -33,7 +34,7 @@ from hmi.commands import CommandHandler, OverridesPort
 from hmi.devices import DeviceTester, SiteDevices
 from hmi.publisher import HmiPublisher
 from hmi.revenue import LedgerAccess, LedgerRevenue, NoLedger, Unavailable
-from hmi.security import SecurityHeaders, StateChangeGuard, client_of
+from hmi.security import BodyLimit, SecurityHeaders, StateChangeGuard, client_of
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,7 @@ def create_app(ctx: HmiContext) -> FastAPI:
     )
     app.state.hmi = ctx
     app.add_middleware(StateChangeGuard)
+    app.add_middleware(BodyLimit, max_bytes=ctx.settings.max_body_bytes)  # before routing
     app.add_middleware(SecurityHeaders)  # outermost: every answer carries the headers
 
     @app.exception_handler(InputError)
@@ -143,9 +145,20 @@ def create_app(ctx: HmiContext) -> FastAPI:
         return JSONResponse({"error": "invalid request", "problems": problems},
                             status_code=422)
 
-    @app.exception_handler(HTTPException)
-    async def _http(request: Request, err: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(err.detail), "problems": []},
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, err: StarletteHTTPException) -> JSONResponse:
+        # Starlette's own (404, 405 for TRACE and other methods) and FastAPI's (a body that
+        # is not UTF-8 or nested too deeply to parse): one documented shape for all.
+        detail = str(err.detail)
+        problems = []
+        if detail == "There was an error parsing the body":
+            detail = "invalid request"
+            problems = [{"where": "body", "reason": "not a JSON document this API can read "
+                         "(not UTF-8, or nested too deeply)"}]
+        if err.status_code >= 400:
+            log.warning("refused %s %s from %s: %d %s", request.method, request.url.path,
+                        client_of(request), err.status_code, detail)
+        return JSONResponse({"error": detail, "problems": problems},
                             status_code=err.status_code, headers=err.headers)
 
     @app.exception_handler(Unavailable)
@@ -165,8 +178,10 @@ def create_app(ctx: HmiContext) -> FastAPI:
                                 headers={"Cache-Control": "no-cache"})
         return serve
 
-    app.add_api_route("/", page("index.html"), include_in_schema=False)
-    app.add_api_route("/installer", page("installer.html"), include_in_schema=False)
-    app.add_api_route("/api/docs", page("docs.html"), include_in_schema=False)
+    pages = ["GET", "HEAD"]
+    app.add_api_route("/", page("index.html"), methods=pages, include_in_schema=False)
+    app.add_api_route("/installer", page("installer.html"), methods=pages,
+                      include_in_schema=False)
+    app.add_api_route("/api/docs", page("docs.html"), methods=pages, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -33,6 +33,7 @@ SID_COOKIE = "hearth_sid"
 CSRF_COOKIE = "hearth_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 # Declared for the OpenAPI document (and so tools like schemathesis know how to log in).
 bearer_scheme = HTTPBearer(auto_error=False, description="API token (Home Assistant, scripts)")
@@ -255,7 +256,9 @@ class StateChangeGuard:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (scope["type"] != "http" or scope["method"] in SAFE_METHODS
+        # Only the methods that change state; TRACE and others go on to be refused with
+        # 405 by the router, not 401 as if a login could make them work.
+        if (scope["type"] != "http" or scope["method"] not in STATE_CHANGING
                 or not scope["path"].startswith("/api/")):
             await self.app(scope, receive, send)
             return
@@ -277,3 +280,55 @@ class StateChangeGuard:
         if p.session is None and (request.method, request.url.path) not in ENTRY_POINTS:
             raise refuse(request, 401, "log in first")
         check_csrf(request, p, request.headers.get(CSRF_HEADER))
+
+
+class _TooLarge(BaseException):
+    """Raised from `receive` past the cap; a BaseException so no body parser turns it into
+    a generic 400 on the way out."""
+
+
+class BodyLimit:
+    """Refuse request bodies above `max_bytes` with 413 (pure ASGI, before routing): by the
+    declared Content-Length at once, and by counting for a body sent without one."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _refusal(self, scope: Scope) -> JSONResponse:
+        request = Request(scope)
+        log.warning("refused %s %s from %s: body larger than %d bytes", request.method,
+                    request.url.path, client_of(request), self.max_bytes)
+        return JSONResponse({"error": f"request body too large (at most {self.max_bytes} "
+                                      "bytes)", "problems": []}, status_code=413)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await self._refusal(scope)(scope, receive, send)
+            return
+        seen = 0
+        started = False
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, tracked)
+        except _TooLarge:
+            if not started:
+                await self._refusal(scope)(scope, receive, send)

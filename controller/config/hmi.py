@@ -62,6 +62,10 @@ class HmiSection(Strict):
         "failed is never refused"
     )
     login_window_s: Annotated[int, Field(ge=10, le=86_400)] = 900
+    max_body_bytes: Annotated[int, Field(ge=65_536, le=16_777_216)] = Field(
+        default=1_048_576, description="Request bodies above this are refused with 413 "
+        "(a whole site document is a few KB; MQTT's max_config_bytes is 256 KiB)"
+    )
     history_step_s: Annotated[int, Field(ge=1, le=3600)] = Field(
         default=60, description="Resolution of the 24 h chart (one averaged point per step)"
     )

@@ -133,7 +133,7 @@ class ScheduleSection(Strict):
         description="When the miners may run; none listed = always (quiet hours still apply)",
     )
     quiet: list[QuietSpec] = Field(default_factory=list, description="Quiet hours with a cap")
-    holidays: list[dt.date] = Field(
+    holidays: list[Annotated[dt.date, Field(strict=False)]] = Field(  # TOML date or text
         default_factory=list, description="Dates (YYYY-MM-DD) that count as holidays_as"
     )
     holidays_as: DayName = Field(default="sun", description="The day a holiday counts as")

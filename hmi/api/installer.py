@@ -119,22 +119,20 @@ async def miner_power(request: Request, name: str, body: MinerTestIn,
     return await ctx_of(request).devices.set_miner_power(name, body.power_w)
 
 
-def _day(text: str | None, field: str) -> date | None:
-    if text is None or text == "":
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise InputError("ledger export", [Problem(field, f"not a date (YYYY-MM-DD): "
-                                                          f"{text!r}")]) from None
+def _day(d: date | None, field: str) -> date | None:
+    """A day the ledger's local-day bounds can hold (typed as a date in the schema)."""
+    if d is not None and not date(2, 1, 1) <= d <= date(9998, 12, 31):
+        raise InputError("ledger export", [Problem(field, f"{d.isoformat()} is outside the "
+                                                          "years 0002..9998")])
+    return d
 
 
 @router.get("/ledger/export.csv", summary="The ledger's intervals as CSV (installer)",
             responses={200: {"content": {"text/csv": {}}},
                        503: {"model": ErrorOut, "description": "No ledger"}})
 def export(request: Request, _: Installer,
-           start: Annotated[str | None, Query(alias="from", max_length=10)] = None,
-           end: Annotated[str | None, Query(alias="to", max_length=10)] = None,
+           start: Annotated[date | None, Query(alias="from")] = None,
+           end: Annotated[date | None, Query(alias="to")] = None,
            ) -> Response:
     s, e = _day(start, "from"), _day(end, "to")
     if s is not None and e is not None and e < s:

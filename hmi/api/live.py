@@ -54,32 +54,39 @@ def revenue(request: Request, _: Viewer) -> Any:
     return ctx.ledger.summary(ctx.now_s())
 
 
-def _parse_day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise InputError("ledger/day", [Problem("date", f"not a date (YYYY-MM-DD): {text!r}")]) \
-            from None
+# A month as the schema says it (so every value the schema allows is one): YYYY-MM, year
+# 0001..9999, month 01..12.
+MONTH_PATTERN = r"^([1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])-(0[1-9]|1[0-2])$"
+
+
+def _in_range(d: date, field: str) -> date:
+    """The ledger's days are local days with a UTC offset: the first and last day a
+    datetime can hold cannot be one. Refused in words, never a 500."""
+    if not date(2, 1, 1) <= d <= date(9998, 12, 31):
+        raise InputError("ledger", [Problem(field, f"{d.isoformat()} is outside the years "
+                                                   "0002..9998")])
+    return d
 
 
 @router.get("/ledger/day", summary="The ledger's report of one local day",
             responses={503: {"model": ErrorOut, "description": "No ledger"}})
 def ledger_day(request: Request, _: Viewer,
-               day: Annotated[str, Query(alias="date", max_length=10, examples=["2025-04-21"])],
+               day: Annotated[date, Query(alias="date", examples=["2025-04-21"])],
                ) -> dict[str, Any]:
-    return ctx_of(request).ledger.day_report(_parse_day(day))
+    return ctx_of(request).ledger.day_report(_in_range(day, "date"))
 
 
 @router.get("/ledger/month", summary="The ledger's report of one month, a row per day",
             responses={503: {"model": ErrorOut, "description": "No ledger"}})
 def ledger_month(request: Request, _: Viewer,
-                 month: Annotated[str, Query(max_length=7, examples=["2025-04"])],
+                 month: Annotated[str, Query(pattern=MONTH_PATTERN, examples=["2025-04"])],
                  ) -> dict[str, Any]:
     try:
         d = date.fromisoformat(f"{month}-01")
     except ValueError:
         raise InputError("ledger/month", [Problem("month", f"not a month (YYYY-MM): "
                                                            f"{month!r}")]) from None
+    d = _in_range(d, "month")
     return ctx_of(request).ledger.month_report(d.year, d.month)
 
 

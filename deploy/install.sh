@@ -18,6 +18,10 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 echo "== packages"
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || {
+  echo "Hearth needs Python 3.11 or newer (Raspberry Pi OS bookworm has 3.11)" >&2
+  exit 1
+}
 apt-get update -qq
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv python3-dev \
   gcc rsync mosquitto-clients
@@ -26,7 +30,9 @@ echo "== user and directories"
 id -u hearth >/dev/null 2>&1 || useradd --system --home-dir "$DATA" --shell /usr/sbin/nologin \
   --groups dialout hearth
 install -d -o root -g root -m 0755 "$PREFIX"
-install -d -o root -g hearth -m 0750 "$CONF"
+# The service rewrites its site file (MQTT provisioning, the HMI) through site.toml.new and
+# keeps site.toml.prev: the directory and the file are writable by its group.
+install -d -o root -g hearth -m 0770 "$CONF"
 install -d -o hearth -g hearth -m 0750 "$DATA"
 
 echo "== application"
@@ -40,9 +46,9 @@ ln -sf "$PREFIX/src/README.md" "$PREFIX/README.md"
 echo "== configuration"
 if [ ! -f "$CONF/site.toml" ]; then
   if [ -n "$SITE" ]; then
-    install -o root -g hearth -m 0640 "$SITE" "$CONF/site.toml"
+    install -o root -g hearth -m 0660 "$SITE" "$CONF/site.toml"
   else
-    install -o root -g hearth -m 0640 "$PREFIX/src/hil/sites/house-10kwp.toml" "$CONF/site.toml"
+    install -o root -g hearth -m 0660 "$PREFIX/src/hil/sites/house-10kwp.toml" "$CONF/site.toml"
     echo "   NOTE: $CONF/site.toml is the example house: edit it for this site"
   fi
 fi
@@ -53,4 +59,15 @@ install -m 0644 "$PREFIX/src/deploy/systemd/hearth.service" /etc/systemd/system/
 systemctl daemon-reload
 systemctl enable hearth.service
 systemctl restart hearth.service
+if ! dpkg -s mosquitto >/dev/null 2>&1; then
+  echo "   NOTE: no MQTT broker on this Pi. For Home Assistant and remote provisioning:"
+  echo "         sudo apt-get install mosquitto, then deploy/mosquitto/ (accounts, ACL, TLS)"
+fi
+PORT=$("$PREFIX/venv/bin/python" - "$CONF/site.toml" <<'PY' 2>/dev/null || echo 8080
+import sys, tomllib
+print(tomllib.load(open(sys.argv[1], "rb")).get("hmi", {}).get("listen_port", 8080))
+PY
+)
 echo "done: 'systemctl status hearth', 'journalctl -u hearth -f', 'hearth doctor --config $CONF/site.toml'"
+echo "HMI: http://$(hostname -I 2>/dev/null | awk '{print $1}'):$PORT/ (installer pages at /installer)"
+echo "First start: the one-time setup code is in the log: journalctl -u hearth | grep 'setup code'"

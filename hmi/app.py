@@ -132,7 +132,7 @@ def create_app(ctx: HmiContext) -> FastAPI:
     async def _validation(request: Request, err: RequestValidationError) -> JSONResponse:
         problems = []
         for e in err.errors():
-            loc = [str(x) for x in e.get("loc", ()) if x not in ("body",)]
+            loc = [str(x) for x in e.get("loc", ()) if x not in ("body", "query", "path")]
             msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
             if e.get("type") == "extra_forbidden":
                 msg = "unknown field"

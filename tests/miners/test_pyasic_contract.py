@@ -100,7 +100,7 @@ async def _start(api: str, miner: EmulatedMiner) -> tuple[Emulator, str, dict[st
 async def pair(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, Any, MinerDriver]]:
     api: str = request.param
     kind = MINER_FOR_API[api]
-    cfg = site([miner_entry("m1", kind, {"api": "shelly", "host": "x"})]).miners[0]
+    cfg = site([miner_entry("m1", kind, {})]).miners[0]  # the model only
     miner = EmulatedMiner(cfg)
     emu, ip, table = await _start(api, miner)
     driver: MinerDriver

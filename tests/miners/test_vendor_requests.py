@@ -182,7 +182,7 @@ async def test_axeos_pauses_only_firmware_that_has_pause(has_pause: bool) -> Non
     from hil.miners.axeos import AxeOsEmulator
     from hil.miners.core import EmulatedMiner
 
-    cfg = site([miner_entry("b", "bitaxe", {"api": "shelly", "host": "x"})]).miners[0]
+    cfg = site([miner_entry("b", "bitaxe", {})]).miners[0]  # the model only
     miner = EmulatedMiner(cfg)
     emu = await AxeOsEmulator(miner, PowerCurve.load("bitaxe-gamma"),
                               has_pause=has_pause).start()

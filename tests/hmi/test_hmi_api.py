@@ -97,7 +97,7 @@ async def test_history_averages_steps_and_keeps_24_hours(tmp_path: Path) -> None
         assert len(short["points"]) == 15
         bad = await c.get("/api/history", params={"hours": 48})
         assert bad.status_code == 422
-        assert bad.json()["problems"][0]["where"] == "query.hours"
+        assert bad.json()["problems"][0]["where"] == "hours"  # the field, as for dates
 
 
 async def test_revenue_comes_from_the_ledger(tmp_path: Path) -> None:

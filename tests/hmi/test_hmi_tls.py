@@ -16,7 +16,7 @@ import pytest
 from hmi_testkit import PASSWORD, wait_for
 from test_hmi_runtime import HOUSE, Fleet, LivePlant, _free_port
 
-from controller.bridge import tomlwrite
+from controller.bridge import tomldoc
 from controller.config.load import parse_site
 from controller.errors import InputError
 from controller.runtime.service import Service
@@ -62,7 +62,7 @@ async def test_hearth_run_serves_https_when_a_certificate_is_configured(tmp_path
     doc["ledger"] = {"enabled": False}
     doc["hmi"] = {"tls_cert_file": str(c.cert), "tls_key_file": str(c.key)}
     site = tmp_path / "site.toml"
-    site.write_text(tomlwrite.dumps(doc))
+    site.write_text(tomldoc.dumps(doc))
     cfg = parse_site(doc)
     ports = LivePlant(Plant(cfg))
     hmi = HmiRuntime(cfg, config_path=site)

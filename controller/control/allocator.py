@@ -401,8 +401,8 @@ class Allocator:
             if excess <= 1e-6:
                 break
             st = self.state[m.name]
-            if not st.running:
-                continue
+            if not st.running or m.name in self.no_pause:
+                continue  # stopping a miner that cannot pause frees nothing
             excess -= reachable(m)
             targets[m.name] = 0.0
             self._switch(st, False, now)

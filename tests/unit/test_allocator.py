@@ -229,3 +229,13 @@ def test_each_miner_says_why_it_is_not_running_and_for_how_long() -> None:
     a.allocate(_b(100), {"m": 600}, 370, deadline_s=1.0)
     out = a.allocate(_b(1000), {"m": 0}, 400, deadline_s=1.0)
     assert out.commands[0].reason == "min_off" and out.commands[0].reason_left_s == 270
+
+
+def test_a_hard_cap_never_stops_a_miner_that_cannot_pause() -> None:
+    """Stopping it frees nothing (it stays at its minimum): no forced_off, no trip."""
+    a = _alloc(_miner("bitaxe", 15, 20, 16), _miner("s9", 600, 1400, 80, ramp_w_per_s=1))
+    a.no_pause = frozenset({"bitaxe"})
+    _targets(a, _b(1420), 0)
+    out = a.allocate(_b(1420, cap=10), {"bitaxe": 20, "s9": 1400}, 10, deadline_s=1.0)
+    assert out.forced_off == ("s9",)
+    assert {c.name: c.run for c in out.commands}["bitaxe"]

@@ -32,7 +32,7 @@ from hil.modbus.feed import values_from_measurements
 from hil.modbus.image import DeviceImage
 from hil.modbus.server import EmulatedDevice, ModbusEmulator
 from hil.plant import Plant
-from hil.plant.miners import MinerModel
+from hil.plant.miners import MinerModel, miner_can_pause
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class EmulatedSite:
         self.plant = Plant(self.cfg)
         # Miners start paused, except firmware that has no pause (AxeOS): it always runs.
         self.miners = {m.name: EmulatedMiner(m, clock=self.clock,
-                                             start_running=m.driver.get("api") == "axeos")
+                                             start_running=not miner_can_pause(m))
                        for m in self.cfg.miners}
         self._heats_tank = {m.name: m.heats_tank for m in self.cfg.miners}
         self.modbus = ModbusEmulator([EmulatedDevice(GX_UNIT, DeviceImage("victron-gx"))],
@@ -205,7 +205,7 @@ class EmulatedSite:
         else:
             self._unpowered.add(name)
             em.hang = True
-            em.model = MinerModel(em.cfg)
+            em.model = MinerModel(em.cfg, running=False)  # no power: even AxeOS is off
         log.warning("emulated site: contactor %s, miner %s %s", "closed" if closed else "open",
                     name, "powered" if closed else "without power")
 

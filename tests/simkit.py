@@ -61,3 +61,11 @@ def trace(
         step_s=step_s,
         source="synthetic",
     )
+
+
+def held_w(cfg: SiteConfig) -> float:
+    """What the miners whose firmware has no pause (the Bitaxes' AxeOS) draw when every
+    miner is told to stop: they are held at their minimum, never off (as live)."""
+    from controller.miners.factory import can_pause
+
+    return sum(m.min_power_w for m in cfg.miners if not can_pause(m))

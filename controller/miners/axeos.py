@@ -109,6 +109,11 @@ class AxeOsDriver(MinerDriver):
         self.http = HttpJson(host, port, self.timeout_s)
         self._narrow_range(curve.min_power_w, curve.max_power_w)
 
+    @classmethod
+    def can_pause_with(cls, settings: object) -> bool:
+        """Only with `use_pause = true` (firmware that has /api/system/pause)."""
+        return bool(getattr(settings, "use_pause", False))
+
     def _capabilities(self, min_write_interval_s: float, settle_margin_s: float) -> Capabilities:
         caps = super()._capabilities(min_write_interval_s, settle_margin_s)
         return replace(caps, can_pause=self.use_pause)

@@ -180,6 +180,14 @@ class MinerDriver(ABC):
 
     # -- capabilities ---------------------------------------------------------------------
 
+    @classmethod
+    def can_pause_with(cls, settings: object) -> bool:
+        """Whether this driver, with these validated `driver` settings, can pause its miner
+        (stop it drawing power). The simulator's and the HIL rig's plant ask this
+        (`factory.can_pause`), so they do only what the driver can do; it agrees with
+        `caps.can_pause` of a driver built from the same settings (tested)."""
+        return cls.control is not Control.READ_ONLY
+
     def _capabilities(self, min_write_interval_s: float, settle_margin_s: float) -> Capabilities:
         c = self.cfg
         span = c.max_power_w - c.min_power_w

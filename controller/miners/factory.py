@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -56,6 +56,29 @@ FITS: dict[Control, tuple[Actuation, ...]] = {
     Control.ON_OFF: (Actuation.RELAY,),
     Control.READ_ONLY: (),
 }
+
+
+def driver_can_pause(driver: Mapping[str, Any]) -> bool:
+    """Whether a miner with this `driver` table can be paused (stop drawing power).
+
+    The driver class decides (`MinerDriver.can_pause_with`: AxeOS only with `use_pause`,
+    read-only telemetry never). A table without a known api is taken as pausable: no driver
+    says otherwise (a simulation-only site); one that does not validate is asked without
+    settings (its driver's default)."""
+    api = driver.get("api")
+    cls = DRIVER_CLASSES.get(api) if isinstance(api, str) else None
+    if cls is None:
+        return True
+    try:
+        settings: object = parse_driver_settings(dict(driver))
+    except ValidationError:
+        settings = None
+    return cls.can_pause_with(settings)
+
+
+def can_pause(m: MinerConfig) -> bool:
+    """False for a miner whose firmware cannot pause: told to stop, it stays at its minimum."""
+    return driver_can_pause(m.driver)
 
 
 def _fit_problems(where: str, m: MinerConfig, s: DriverSettings) -> list[Problem]:

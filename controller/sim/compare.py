@@ -31,6 +31,7 @@ _ROWS: tuple[tuple[str, str, str], ...] = (
     ("tank_minutes_below_min", "tank minutes below min", "{:.0f}"),
     ("soc_min_pct", "battery min SoC", "{:.1f} %"),
     ("miner_starts", "miner starts", "{}"),
+    ("stops_held_at_min", "stops held at min (no pause)", "{}"),
     ("import_limit_violations", "import-limit violations", "{}"),
     ("min_on_off_violations", "min on/off violations", "{}"),
     ("sats_earned", "sats earned", "{:,}"),
@@ -96,7 +97,7 @@ def render_comparison(summaries: list[dict[str, Any]]) -> str:
         if isinstance(s.get("plan"), dict):
             s.setdefault("plan_replans", s["plan"].get("replans"))
     for key, label, fmt in _ROWS:
-        if all(s.get(key) is None for s in summaries):
+        if all(s.get(key) is None or s.get(key) == {} for s in summaries):
             continue
         rows.append([label, *(_cell(s.get(key), fmt) for s in summaries)])
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]

@@ -97,6 +97,9 @@ def summarize(r: SimResult) -> dict[str, Any]:
         "tank_max_c": t.tank_max_c if cfg.tank and n else None,
         "soc_min_pct": t.soc_min_pct if cfg.battery and n else None,
         "miner_starts": dict(r.starts),
+        # Miners without a pause in their API (AxeOS): how often the controller told them to
+        # stop, which the plant (like the driver) carried out as "hold at minimum power".
+        "stops_held_at_min": dict(r.stops_held_at_min),
         "miner_kwh_by_miner": {k: v / 3.6e6 for k, v in t.miner_energy_j.items()},
         "import_limit_violations": t.import_violations,
         "min_on_off_violations": t.on_off_violations,

@@ -77,6 +77,8 @@ class SimResult:
     terahashes: float = 0.0
     wall_s: float = 0.0
     plan: dict[str, object] | None = None  # the planner's figures (forecast, replans, ...)
+    # Miners whose firmware cannot pause: stop commands the plant held at minimum instead.
+    stops_held_at_min: dict[str, int] = field(default_factory=dict)
 
     def kept_trace(self) -> Trace:
         """The whole trace; only for runs that kept their columns."""
@@ -215,6 +217,8 @@ def simulate(
         steps=run.rows, step_s=run.dt, start_s=run.start_s, end_s=run.end_s,
         trip_log=run.trip_log, terahashes=run.terahashes, wall_s=time.perf_counter() - t0,
         plan=run.plan_figures(),
+        stops_held_at_min={mm.cfg.name: mm.stops_held_at_min for mm in run.plant.miners
+                           if not mm.can_pause},
     )
 
 

@@ -38,7 +38,9 @@ class EmulatedMiner:
                  start_w: float | None = None, start_running: bool = True) -> None:
         self.cfg = cfg
         self.clock = clock
-        self.model = MinerModel(cfg)
+        self.model = MinerModel(cfg, running=False)
+        # Firmware without a pause (AxeOS) is running whenever it has power.
+        start_running = start_running or not self.model.can_pause
         self.fw_min_w = cfg.min_power_w if fw_min_w is None else fw_min_w
         self.fw_max_w = cfg.max_power_w if fw_max_w is None else fw_max_w
         self.hang = False

@@ -9,6 +9,11 @@ A miner is in one of four phases:
 - stopping: after pause/off, power falls linearly to zero over `stop_s`.
 Within a step the command is constant; phase changes inside the step are integrated
 piecewise, so energy and hashes are exact for any step length.
+
+The plant does only what the drivers can do: a miner whose driver cannot pause it (AxeOS
+without `use_pause`; `controller.miners.factory.can_pause`) is never off. It starts
+running (a powered board hashes) and, told to stop, is held at its minimum power, as the
+live driver holds it; each such refused stop is counted (`stops_held_at_min`).
 """
 
 from __future__ import annotations
@@ -26,9 +31,22 @@ class MinerStepResult:
     starts: int  # 1 if the miner was started (resume / power-on) this step
 
 
+def miner_can_pause(cfg: MinerConfig) -> bool:
+    """The product's own fact, from the miner's driver (imported late: the drivers pull in
+    their HTTP clients, which a plant built without miners never needs)."""
+    from controller.miners.factory import can_pause
+
+    return can_pause(cfg)
+
+
 class MinerModel:
-    def __init__(self, cfg: MinerConfig) -> None:
+    def __init__(self, cfg: MinerConfig, *, can_pause: bool | None = None,
+                 running: bool | None = None) -> None:
+        """`running` (default: True exactly when it cannot pause) starts it hashing at its
+        minimum; a miner that cannot pause but has no power (contactor open) passes False."""
         self.cfg = cfg
+        self.can_pause = miner_can_pause(cfg) if can_pause is None else can_pause
+        self.stops_held_at_min = 0  # stop commands this miner's firmware cannot carry out
         self.phase = "off"
         self.power_w = 0.0
         self.target_w = 0.0
@@ -37,6 +55,10 @@ class MinerModel:
         self._levels = cfg.levels_w()
         self.ignore_commands = False  # fault injection: a miner that ignores its target
         self._hash_memo: dict[float, float] = {}
+        self._told_run = False  # the last command's run flag (a stop counts after a run)
+        if (not self.can_pause) if running is None else running:
+            self.phase = "running"
+            self.power_w = self.target_w = self._clamp_target(cfg.min_power_w)
 
     def _ths(self, power_w: float) -> float:
         """Hash rate at a power; memoised because a miner holds a few powers for long."""
@@ -63,6 +85,7 @@ class MinerModel:
         if self.ignore_commands:
             return 0
         c = self.cfg
+        told_run, self._told_run = self._told_run, cmd.run
         if cmd.run:
             self.target_w = self._clamp_target(cmd.power_target_w)
             if self.phase in ("off", "stopping"):
@@ -70,6 +93,11 @@ class MinerModel:
                 self.phase_left_s = c.restart_s
                 self.power_w = c.idle_power_w
                 return 1
+        elif self.phase in ("booting", "running") and not self.can_pause:
+            # No pause in its API: the driver sets its minimum power instead.
+            if told_run:
+                self.stops_held_at_min += 1
+            self.target_w = self._clamp_target(c.min_power_w)
         elif self.phase in ("booting", "running"):
             self.phase = "stopping"
             self.phase_left_s = c.stop_s
@@ -130,6 +158,7 @@ class MinerModel:
             hashrate_ths=self._ths(self.power_w) if hashing else 0.0,
             running=self.phase in ("booting", "running"),
             at_s=now_s,
+            can_pause=self.can_pause,
         )
 
     @property

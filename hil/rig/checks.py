@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controller.config import parse_site
+from controller.miners.factory import driver_can_pause
 from hil.rig.runner import Row, RunRecord
 from hil.site import SiteState
 
@@ -33,8 +34,13 @@ class Check:
 
 
 def _pausable(rec: RunRecord) -> list[str]:
-    return [m["name"] for m in rec.site["miners"]
-            if m.get("driver", {}).get("api") != "axeos"]
+    return [m["name"] for m in rec.site["miners"] if driver_can_pause(m.get("driver", {}))]
+
+
+def _floor_w(rec: RunRecord) -> dict[str, float]:
+    """Miners whose driver cannot pause (AxeOS) are held at their minimum, not off."""
+    return {m["name"]: float(m["min_power_w"]) for m in rec.site["miners"]
+            if not driver_can_pause(m.get("driver", {}))}
 
 
 def check_import_limit(rec: RunRecord) -> Check:
@@ -64,8 +70,7 @@ def _obeying_w(rec: RunRecord, r: Row) -> float:
     rogues = _rogues_at(rec, r.t_s)
     if not rogues:
         return sum(r.state.miner_w.values())
-    floor = {m["name"]: float(m["min_power_w"]) for m in rec.site["miners"]
-             if m.get("driver", {}).get("api") == "axeos"}  # cannot pause: held at minimum
+    floor = _floor_w(rec)
     return sum(max(0.0, w - floor.get(n, 0.0)) for n, w in r.state.miner_w.items()
                if n not in rogues)
 
@@ -351,8 +356,7 @@ def _reached(rec: RunRecord, r: Row, expect: str, band_w: float) -> bool:
     if expect == "full":
         cap = sum(float(m["max_power_w"]) for m in rec.site["miners"])
         return sum(r.state.miner_w.values()) >= cap - band_w
-    floor = {m["name"]: float(m["min_power_w"]) for m in rec.site["miners"]
-             if m.get("driver", {}).get("api") == "axeos"}  # cannot pause: held at minimum
+    floor = _floor_w(rec)
     shed = all(w <= floor.get(n, 0.0) + 1.0 for n, w in r.state.miner_w.items())
     return shed if expect == "shed" else not shed
 

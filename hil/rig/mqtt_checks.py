@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from controller.miners.factory import driver_can_pause
 from hil.rig.checks import Check, _in_band
 from hil.rig.mqtt_rig import SENSOR_FAULTS, MqttRecord
 from hil.rig.runner import Row, RunRecord
@@ -28,7 +29,7 @@ def _faults(rec: RunRecord, *kinds: str) -> list[tuple[Fault, float, float]]:
 
 def _tank_miners(rec: RunRecord, pausable_only: bool = False) -> list[str]:
     return [m["name"] for m in rec.site["miners"] if m.get("heats_tank", True)
-            and not (pausable_only and m.get("driver", {}).get("api") == "axeos")]
+            and not (pausable_only and not driver_can_pause(m.get("driver", {})))]
 
 
 def _first(rows: list[Row], pred: Callable[[Row], bool]) -> Row | None:

@@ -41,6 +41,10 @@ def _run(o: Overrides = NO_OVERRIDES, seconds: int = 600, pv: float = 0.0, load:
     return cmds, plant, limiters
 
 
+# The Bitaxes' AxeOS cannot pause: "nothing runs" leaves them at their minimum (18 W).
+HELD_W = simkit.held_w(simkit.site())
+
+
 def _drawn(plant: Plant) -> float:
     return sum(m.power_w for m in plant.miners)
 
@@ -49,7 +53,7 @@ def _drawn(plant: Plant) -> float:
 
 def test_plan_floor_buys_what_the_price_rule_would_not() -> None:
     cmds, plant, lim = _run()
-    assert cmds.total_target_w == 0  # 0.30 per kWh: nobody is worth buying for
+    assert cmds.total_target_w == HELD_W  # 0.30 per kWh: nobody is worth buying for
     cmds, plant, lim = _run(Overrides(plan_min_w=800.0))
     assert abs(cmds.total_target_w - 800.0) < 30
     assert lim[-1] == "plan"
@@ -60,7 +64,7 @@ def test_plan_floor_replaces_the_price_rule() -> None:
     cmds, _, _ = _run(imp=-0.05)
     assert cmds.total_target_w > 1400  # negative price: everything runs
     cmds, _, lim = _run(Overrides(plan_min_w=0.0), imp=-0.05)
-    assert cmds.total_target_w == 0  # the plan said nothing is worth it
+    assert cmds.total_target_w == HELD_W  # the plan said nothing is worth it
     assert lim[-1] == "grid"
 
 
@@ -83,7 +87,7 @@ def test_dr_absorb_raises_the_floor_and_beats_a_price_spike() -> None:
     cmds, _, lim = _run(Overrides(dr_absorb_w=700.0), control=ctl)
     assert abs(cmds.total_target_w - 700.0) < 30  # a paid request, not a price rule
     cmds, _, lim = _run(Overrides(plan_min_w=700.0), control=ctl)
-    assert cmds.total_target_w == 0 and lim[-1] == "price_spike"
+    assert cmds.total_target_w == HELD_W and lim[-1] == "price_spike"
 
 
 # -- export versus mining --------------------------------------------------------------------
@@ -177,7 +181,7 @@ def test_heating_buys_below_its_cap_only() -> None:
     below, lim = _heating(0.12)
     assert below.total_target_w > 1000
     above, lim = _heating(0.13)
-    assert above.total_target_w == 0
+    assert above.total_target_w == HELD_W
     assert lim[-1] == "heating_price_cap"
     raised, _ = _heating(0.13, heating_price_cap_per_kwh=0.20)
     assert raised.total_target_w > 1000

@@ -174,7 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--trace", required=True, help="trace CSV (.csv or .csv.gz)")
     sim.add_argument("--timeline", help="write the per-step timeline CSV here")
     sim.add_argument("--summary", help="write the summary JSON here (default: stdout)")
-    sim.add_argument("--controller", choices=["hearth", "threshold"], default="hearth")
+    sim.add_argument("--controller", choices=["hearth", "evcc", "evcc-all", "threshold"],
+                     default="hearth",
+                     help="evcc: the evcc-style peer (its PV mode, one miner per loadpoint, "
+                          "one loadpoint per 30 s cycle as evcc does); evcc-all: every miner "
+                          "each cycle; threshold: an on/off rule (docs/design.md)")
     sim.add_argument("--plan", choices=["persistence", "perfect"],
                      help="drive hearth with the day-ahead plan (LP) on this forecast; the "
                           "summary adds the perfect-foresight value and the regret")

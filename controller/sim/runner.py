@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from controller.config.models import SiteConfig
 from controller.control.controller import Controller
+from controller.control.evcc import EvccController
 from controller.control.overrides import NO_OVERRIDES, Overrides
 from controller.control.threshold import ThresholdController
 from controller.control.types import Commands, Policy
@@ -45,6 +46,8 @@ FloatArray = npt.NDArray[np.float64]
 POLICIES: dict[str, Callable[[SiteConfig, float], Policy]] = {
     "hearth": lambda cfg, tick: Controller(cfg, tick_s=tick),
     "threshold": lambda cfg, tick: ThresholdController(cfg),
+    "evcc": lambda cfg, tick: EvccController(cfg),
+    "evcc-all": lambda cfg, tick: EvccController(cfg, round_robin=False),
 }
 
 

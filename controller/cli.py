@@ -12,6 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from controller.errors import InputError
 
@@ -84,18 +85,31 @@ def _sim(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     from controller.config import load_site
+    from controller.errors import Problem
     from controller.sim.compare import bound_summary, render_comparison
+    from controller.sim.quality import QualitySums
     from controller.sim.report import summarize
-    from controller.sim.runner import simulate
+    from controller.sim.runner import POLICIES, simulate
     from controller.trace.reader import read_trace
 
     cfg = load_site(args.config)
     trace = read_trace(args.trace, cfg)
-    summaries = [summarize(simulate(cfg, trace, p, progress=None, keep_columns=False))
-                 for p in ("hearth", "threshold")]
+    policies = [p.strip() for p in args.controllers.split(",") if p.strip()]
+    unknown = [p for p in policies if p not in POLICIES]
+    if unknown or not policies:
+        raise InputError("hearth compare", [Problem(
+            "--controllers", f"unknown controller(s) {unknown}; choose from "
+            f"{', '.join(POLICIES)}" if unknown else "names no controller")])
+
+    def run(policy: str, plan: str | None = None) -> dict[str, Any]:
+        q = QualitySums(cfg, trace.step_s)  # streamed: a year's rows are never all kept
+        r = simulate(cfg, trace, policy, progress=None, plan=plan, keep_columns=False,
+                     consumers=[q])
+        return summarize(r) | {"quality": q.figures(r.starts)}
+
+    summaries = [run(p) for p in policies]
     if args.plan != "none":
-        summaries.append(summarize(simulate(cfg, trace, "hearth", progress=None,
-                                            plan=args.plan, keep_columns=False)))
+        summaries.append(run("hearth", args.plan))
     if not args.no_bound:
         from controller.plan.bound import perfect_foresight
 
@@ -203,10 +217,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo_mod.add_arguments(demo)
     demo.set_defaults(func=demo_mod.run)
 
-    cmp_ = sub.add_parser("compare", help="hearth, the threshold baseline, hearth with the "
-                          "day-ahead plan and the perfect-foresight optimum side by side")
+    cmp_ = sub.add_parser("compare", help="hearth, the evcc-style peer, the threshold "
+                          "baseline, hearth with the day-ahead plan and the perfect-foresight "
+                          "optimum side by side, on one plant and one trace")
     cmp_.add_argument("--config", required=True)
     cmp_.add_argument("--trace", required=True)
+    cmp_.add_argument("--controllers", default="hearth,evcc,threshold",
+                      help="comma-separated controllers to run (default: "
+                           "hearth,evcc,threshold; also evcc-all)")
     cmp_.add_argument("--summary", help="write the summaries as a JSON list here")
     cmp_.add_argument("--plan", choices=["persistence", "perfect", "none"],
                       default="persistence",

@@ -21,6 +21,9 @@ _ROWS: tuple[tuple[str, str, str], ...] = (
     ("surplus_capture", "surplus capture", "{:.1%}"),
     ("miner_from_surplus_kwh", "miner energy from surplus", "{:.2f} kWh"),
     ("capture_of_ceiling", "  % of capture ceiling", "{:.1%}"),
+    ("capture_of_limit", "capture of physical limit", "{:.1%}"),
+    ("caused_import", "caused import (of miner kWh)", "{:.1%}"),
+    ("costly_import", "  when import > mining value", "{:.1%}"),
     ("export_kwh", "export", "{:.1f} kWh"),
     ("import_kwh", "import", "{:.1f} kWh"),
     ("heat_to_tank_kwh", "heat into tank", "{:.1f} kWh"),
@@ -31,6 +34,7 @@ _ROWS: tuple[tuple[str, str, str], ...] = (
     ("tank_minutes_below_min", "tank minutes below min", "{:.0f}"),
     ("soc_min_pct", "battery min SoC", "{:.1f} %"),
     ("miner_starts", "miner starts", "{}"),
+    ("max_starts_per_day", "starts/day, worst miner", "{:.1f}"),
     ("stops_held_at_min", "stops held at min (no pause)", "{}"),
     ("import_limit_violations", "import-limit violations", "{}"),
     ("min_on_off_violations", "min on/off violations", "{}"),
@@ -96,6 +100,10 @@ def render_comparison(summaries: list[dict[str, Any]]) -> str:
     for s in summaries:
         if isinstance(s.get("plan"), dict):
             s.setdefault("plan_replans", s["plan"].get("replans"))
+        if isinstance(s.get("quality"), dict):  # controller/sim/quality.py's figures
+            for name in ("capture_of_limit", "caused_import", "costly_import",
+                         "max_starts_per_day"):
+                s.setdefault(name, s["quality"].get(name))
     for key, label, fmt in _ROWS:
         if all(s.get(key) is None or s.get(key) == {} for s in summaries):
             continue

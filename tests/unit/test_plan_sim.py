@@ -127,5 +127,6 @@ def test_cli_sim_with_a_plan_reports_regret_and_compare_shows_four_columns(
     assert main(["compare", "--config", str(simkit.HOUSE), "--trace", str(day)]) == 0
     table = capsys.readouterr().out
     head = next(line for line in table.splitlines() if "threshold" in line)
-    assert head.split() == ["hearth", "threshold", "hearth+plan", "perfect", "foresight"]
+    assert head.split() == ["hearth", "evcc", "threshold", "hearth+plan", "loose", "bound",
+                            "ceiling"]
     assert "net value" in table

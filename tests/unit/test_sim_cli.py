@@ -50,6 +50,15 @@ def test_sim_summary_to_stdout_and_compare(capsys: pytest.CaptureFixture[str]) -
     assert main(["compare", "--config", str(simkit.HOUSE), "--trace", str(DAY)]) == 0
     out = capsys.readouterr().out
     assert "hearth" in out and "threshold" in out and "surplus capture" in out
+    head = next(line for line in out.splitlines() if "threshold" in line).split()
+    assert head[:3] == ["hearth", "evcc", "threshold"]  # one run, side by side
+    for row in ("capture of physical limit", "caused import", "min on/off violations",
+                "starts/day, worst miner"):
+        assert row in out
+    assert main(["compare", "--config", str(simkit.HOUSE), "--trace", str(DAY),
+                 "--controllers", "hearth,evcc-ish"]) == 2
+    err = capsys.readouterr().err
+    assert "--controllers: unknown controller(s) ['evcc-ish']" in err
 
 
 def _bad_trace(tmp_path: Path, edit: str) -> Path:

@@ -7,8 +7,9 @@
 2. `Controller.step()` cost on snapshots recorded from that year: median and p99.
    Target: median <= 1 ms (it runs once a second on a Raspberry Pi).
 3. Surplus capture on the real year (miner energy from PV surplus / sum of
-   min(surplus, miner capacity)), Hearth against the threshold baseline, plus the safety
-   counters that must stay at zero.
+   min(surplus, miner capacity)), Hearth against the evcc peer (evcc's PV mode,
+   controller/control/evcc.py) and the threshold baseline, plus the safety counters that
+   must stay at zero (the peers ignore minimum on/off times: their violations are shown).
 
 Run: `make bench` (or `.venv/bin/python bench/run.py [--quick]`).
 """
@@ -124,7 +125,7 @@ def main() -> int:
     print("\n1. simulation speed (virtual time, same trace)")
     floor_s = plant_only(cfg, year)
     results = {}
-    for policy in ("hearth", "threshold"):
+    for policy in ("hearth", "evcc", "threshold"):
         r = simulate(cfg, year, policy, progress=False)
         results[policy] = r
         figures[f"sim_{policy}_s"] = r.wall_s

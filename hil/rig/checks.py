@@ -215,8 +215,8 @@ def check_min_on_off(rec: RunRecord) -> Check:
     switches = 0
     for m in rec.site["miners"]:
         name = m["name"]
-        if m.get("driver", {}).get("api") == "axeos":
-            continue
+        if not driver_can_pause(m.get("driver", {})):
+            continue  # never paused: nothing to time
         min_on, min_off = float(m.get("min_on_s", 300)), float(m.get("min_off_s", 300))
         last_t: float | None = None
         last_p: bool | None = None

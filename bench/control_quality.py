@@ -7,7 +7,8 @@ a MILP over the same miner model):
 - capture of the physical limit (most surplus the miners' ranges can absorb per step) and
   as a share of the ceiling's capture;
 - caused import (miner energy the grid supplied) and costly import (the same, in steps
-  where importing costs more than the best miner earns per kWh);
+  where importing costs more than the best miner earns per kWh), and of that what was
+  decided (less the minimum draw of miners that cannot pause, which no policy avoids);
 - the worst miner's starts per day and minimum on/off violations;
 - net value (BTC + export − import; the house's own bills are in every column).
 
@@ -62,7 +63,7 @@ def main() -> None:
     ranges = ", ".join(f"{m.name} {m.min_power_w:.0f}-{m.max_power_w:.0f} W" for m in cfg.miners)
     print(f"site {cfg.site.id}: {ranges}")
     hdr = (f"{'trace':18s} {'policy':10s} {'capture':>8s} {'of ceil':>8s} "
-           f"{'caused imp':>10s} {'costly imp':>10s} {'starts/d':>8s} "
+           f"{'caused imp':>10s} {'costly imp':>10s} {'decided':>8s} {'starts/d':>8s} "
            f"{'min on/off viol':>15s} {'net value':>10s} {'wall':>7s}")
     for name in a.traces.split(","):
         tr = dev_trace(name, cfg)
@@ -82,6 +83,7 @@ def main() -> None:
                        if ceil and ceil["capture_kwh"] > 0 else f"{'-':>8s}")
             print(f"{name:18s} {pol:10s} {q['capture_of_limit']:8.1%} {of_ceil} "
                   f"{q['caused_import']:10.2%} {q['costly_import']:10.2%} "
+                  f"{q['costly_import_decided']:8.2%} "
                   f"{q['max_starts_per_day']:8.2f} {s['min_on_off_violations']:15d} "
                   f"{s['net_value']:>10s} {wall:6.1f}s")
         if ceil is not None:

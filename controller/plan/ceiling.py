@@ -75,13 +75,12 @@ IntArray = npt.NDArray[np.int64]
 J_PER_KWH = 3.6e6
 DAY_S = 86_400.0
 OBJECTIVES = ("capture", "value")
-NO_PAUSE_APIS = frozenset({"axeos"})
-"""Driver APIs without a pause command (controller/miners/axeos.py: `can_pause = False`)."""
-
-
 def can_pause(m: MinerConfig) -> bool:
-    """Whether Hearth can ever take this miner to 0 W (a relay always can)."""
-    return str(m.driver.get("api", "")) not in NO_PAUSE_APIS
+    """Whether Hearth can ever take this miner to 0 W: the drivers' one fact (AxeOS only
+    with `use_pause`; a relay always can)."""
+    from controller.miners.factory import can_pause as driver_can_pause
+
+    return driver_can_pause(m)
 
 
 # ----------------------------------------------------------------------------- miner facts

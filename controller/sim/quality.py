@@ -8,7 +8,8 @@ benches and the tests (issue 15).
 - caused import: miner energy the grid supplied / miner energy;
 - costly import: the same, counted only in steps where importing costs more than the
   best miner earns with a kWh (import price above the mining value): what a controller
-  must never do;
+  must never do; `costly_import_decided` leaves out the floor no decision can avoid (the
+  minimum draw of miners whose firmware cannot pause, e.g. AxeOS, held there at night);
 - starts per miner per day, and the worst miner's.
 """
 
@@ -21,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from controller.config.models import MinerConfig, SiteConfig
+from controller.miners.factory import can_pause
 from controller.plan.value import value_per_th
 from controller.sim.runner import SimResult
 from controller.sim.stream import Block
@@ -58,7 +60,9 @@ class QualitySums:
         self.miners = list(cfg.miners)
         self.rows = 0
         self.limit = self.from_surplus = self.miner = self.grid = 0.0
-        self.costly_miner = self.costly_grid = 0.0
+        self.costly_miner = self.costly_grid = self.costly_decided = 0.0
+        # Import no decision can avoid: the minimum of miners that cannot pause.
+        self.held_w = sum(m.min_power_w for m in cfg.miners if not can_pause(m))
 
     def block(self, b: Block) -> None:
         c = b.columns
@@ -72,6 +76,8 @@ class QualitySums:
         costly = c["import_price"] > best_value_per_kwh(self.cfg, b.trace.hashprice)
         self.costly_miner += float(np.sum(c["miner_w"][costly]))
         self.costly_grid += float(np.sum(grid[costly]))
+        decided = grid - np.minimum(grid, self.held_w)
+        self.costly_decided += float(np.sum(decided[costly]))
         self.rows += len(b)
 
     def close(self) -> None:
@@ -89,8 +95,11 @@ class QualitySums:
             "capture_of_limit": self.from_surplus / self.limit if self.limit > 0 else None,
             "caused_import_kwh": self.grid * kwh,
             "caused_import": self.grid * kwh / miner_kwh if miner_kwh > 0 else 0.0,
-            "costly_import": self.costly_grid * kwh / (self.costly_miner * kwh)
+            "costly_import": self.costly_grid / self.costly_miner
             if self.costly_miner > 0 else 0.0,
+            "costly_import_decided": self.costly_decided / self.costly_miner
+            if self.costly_miner > 0 else 0.0,
+            "held_at_min_w": self.held_w,
             "starts_per_day": per_day,
             "max_starts_per_day": max(per_day.values(), default=0.0),
         }

@@ -2,7 +2,9 @@
 (issue 15). Prints figures; asserts nothing (the targets are shown beside).
 
 Per trace (`bench/devtraces.py`) on `hil/sites/surplus-10kwp.toml`, for `hearth`, the
-evcc-style peer, the `threshold` rule and the perfect-foresight ceiling (`hearth bound`,
+evcc-style peer (`evcc`: one loadpoint updated per 30 s cycle, as evcc does; `evcc-all`:
+every miner every cycle, the stronger variant), the `threshold` rule and the
+perfect-foresight ceiling (`hearth bound`,
 a MILP over the same miner model):
 - capture of the physical limit (most surplus the miners' ranges can absorb per step) and
   as a share of the ceiling's capture;
@@ -36,7 +38,7 @@ from controller.sim.quality import quality  # noqa: E402
 from controller.sim.report import summarize  # noqa: E402
 from controller.sim.runner import POLICIES, simulate  # noqa: E402
 
-ORDER = ("hearth", "evcc", "threshold")
+ORDER = ("hearth", "evcc", "evcc-all", "threshold")
 
 
 def _ceiling(cfg: Any, tr: Any, time_limit_s: float) -> dict[str, Any] | None:

@@ -111,6 +111,7 @@ check: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/sim_speed.py
+	$(BIN)/python bench/control_quality.py
 	$(BIN)/python bench/ledger_bench.py
 	$(BIN)/python bench/modbus_bench.py
 	$(BIN)/python bench/service_bench.py

@@ -85,7 +85,12 @@ PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 # (tests/conftest.py). Each run gets its own temporary root: pytest's shared
 # /tmp/pytest-of-USER keeps only the last three runs, and a concurrent run elsewhere on the
 # machine would delete a running test's directory.
-TEST_WORKERS ?= 6
+# Two workers and one rig lane by default: the real-time rigs (a hearth run, emulators and a
+# broker each) must not starve one another on a 2-core machine; raise both where there are
+# more cores (TEST_WORKERS=6 HEARTH_RIG_LANES=3 make test).
+TEST_WORKERS ?= 2
+HEARTH_RIG_LANES ?= 1
+export HEARTH_RIG_LANES
 PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 define run_pytest
 	@tmp=$$(mktemp -d /tmp/hearth-test.XXXXXX); \

@@ -55,15 +55,16 @@ def parse_site(data: dict[str, Any], source: str = "<config>") -> SiteConfig:
 
 def site_bound_problems(cfg: SiteConfig) -> list[Problem]:
     """Bounds that depend on the site as a whole, with the path of the field that breaks
-    them: no miner may draw more than the site's import limit (contract or fuse), and no
-    DR cap level can exceed what the site could ever deliver."""
+    them: no miner may draw more than the site could ever deliver (import limit, PV
+    inverter, battery; a miner above the import limit alone may still run on surplus, the
+    import cap keeps it within the limit), and no DR cap level can exceed that either."""
     out: list[Problem] = []
-    limit = cfg.site.import_limit_w
+    limit = cfg.site_power_bound_w
     for i, m in enumerate(cfg.miners):
         if m.max_power_w > limit:
-            out.append(Problem(f"miners[{i}].max_power_w", f"{m.max_power_w:g} W is above the "
-                               f"site's import limit ({limit:g} W, the lower of "
-                               "grid_import_limit_w and the main fuse)"))
+            out.append(Problem(f"miners[{i}].max_power_w", f"{m.max_power_w:g} W is above "
+                               f"what the site can deliver ({limit:g} W: import limit, "
+                               "inverter, battery)"))
     if cfg.openadr is not None and cfg.openadr.simple_level_cap_w is not None:
         bound = cfg.site_power_bound_w
         for i, w in enumerate(cfg.openadr.simple_level_cap_w):

@@ -74,10 +74,17 @@ def test_miner_power_is_bounded_by_physics_and_by_the_site() -> None:
     d["miners"][0]["efficiency"][-1]["power_w"] = 1e12
     errs = _errors(d)
     assert "miners[0].max_power_w" in errs, errs
+    # Above the import limit alone is allowed: it may run on surplus, the import cap keeps
+    # it within the limit (HIL winter-night-tight-limit: an S9 under a 1200 W contract).
     d = simkit.site_dict()
     d["site"]["grid_import_limit_w"] = 1000  # below the S9's 1400 W
+    assert parse_site(d).miners[0].max_power_w == 1400
+    # Above everything the site can deliver (grid, inverter, battery) is not.
+    d.pop("battery", None)  # 1000 W grid + 10 kW inverter
+    d["miners"][0]["max_power_w"] = 14_000
+    d["miners"][0]["efficiency"][-1]["power_w"] = 14_000
     errs = _errors(d)
-    assert "import limit" in errs["miners[0].max_power_w"], errs
+    assert "the site can deliver" in errs["miners[0].max_power_w"], errs
 
 
 def test_a_dr_cap_beyond_what_the_site_can_deliver_is_refused_at_the_input() -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from hil.miners.core import EmulatedMiner, FirmwareRejected
-from hil.miners.servers import CgminerFraming, HttpEmulator
+from hil.miners.servers import CgminerFraming, HttpEmulator, RpcSidecar
 
 MODEL = "Bitmain Antminer S9"
 
@@ -61,7 +61,7 @@ class BosminerRpc(CgminerFraming):
         return {"STATUS": self.status("E", 14, "Invalid command"), "id": 1}
 
 
-class BraiinsEmulator(HttpEmulator):
+class BraiinsEmulator(RpcSidecar, HttpEmulator):
     def __init__(self, miner: EmulatedMiner, username: str = "root",
                  password: str = "root") -> None:
         super().__init__(miner)
@@ -70,17 +70,6 @@ class BraiinsEmulator(HttpEmulator):
         self.logins = 0
         self.rpc = BosminerRpc(miner)
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0,
-                    rpc_port: int | None = None) -> BraiinsEmulator:
-        await super().start(host, port)
-        if rpc_port is not None:
-            await self.rpc.start(host, rpc_port)
-        return self
-
-    async def stop(self) -> None:
-        if self.rpc.port:
-            await self.rpc.stop()
-        await super().stop()
 
     async def root(self, _r: web.Request) -> web.Response:
         return web.Response(text="<!doctype html><html><head><title>Braiins OS</title>"

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import json
 import struct
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -166,3 +166,24 @@ class LengthPrefixFraming(TcpEmulator):
     def encode_reply(self, reply: Any) -> bytes:
         data = json.dumps(reply).encode()
         return struct.pack("<I", len(data)) + data
+
+
+class RpcSidecar(Emulator):
+    """A firmware that also answers a cgminer-style API on a second port (4028 on the
+    device): put it before the main server class (`class X(RpcSidecar, HttpEmulator)`)
+    and set `self.rpc` in `__init__`."""
+
+    rpc: CgminerFraming
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0,
+                    rpc_port: int | None = None) -> Self:
+        """Listen on `port` (the firmware's own API); with `rpc_port` also the 4028 API."""
+        await super().start(host, port)
+        if rpc_port is not None:
+            await self.rpc.start(host, rpc_port)
+        return self
+
+    async def stop(self) -> None:
+        if self.rpc.port:
+            await self.rpc.stop()
+        await super().stop()

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from hil.miners.cgminer import bmminer_stats
 from hil.miners.core import EmulatedMiner, FirmwareRejected
-from hil.miners.servers import CgminerFraming, HttpEmulator
+from hil.miners.servers import CgminerFraming, HttpEmulator, RpcSidecar
 
 MODEL = "Antminer S19"
 VERSION = "1.2.6"
@@ -46,7 +46,7 @@ class VnishRpc(CgminerFraming):
         return {"STATUS": self.status("E", 14, "Invalid command"), "id": 1}
 
 
-class VnishEmulator(HttpEmulator):
+class VnishEmulator(RpcSidecar, HttpEmulator):
     def __init__(self, miner: EmulatedMiner, password: str = "admin") -> None:
         super().__init__(miner)
         self.password = password
@@ -58,17 +58,6 @@ class VnishEmulator(HttpEmulator):
         self.settings_posts = 0
         self.rpc = VnishRpc(miner)
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0,
-                    rpc_port: int | None = None) -> VnishEmulator:
-        await super().start(host, port)
-        if rpc_port is not None:
-            await self.rpc.start(host, rpc_port)
-        return self
-
-    async def stop(self) -> None:
-        if self.rpc.port:
-            await self.rpc.stop()
-        await super().stop()
 
     def expire_tokens(self) -> None:
         self.tokens.clear()

@@ -25,7 +25,7 @@ from typing import Any
 
 from controller.miners.whatsminer import make_token
 from hil.miners.core import EmulatedMiner, FirmwareRejected
-from hil.miners.servers import CgminerFraming, LengthPrefixFraming
+from hil.miners.servers import CgminerFraming, LengthPrefixFraming, RpcSidecar
 
 MODEL = "M30S+_VE40"
 FIRMWARE = "20250214.16.REL"
@@ -59,7 +59,7 @@ class WhatsminerLegacyRpc(CgminerFraming):
         return {"STATUS": self.status("E", 14, "Invalid API command", "btminer"), "id": 1}
 
 
-class WhatsminerEmulator(LengthPrefixFraming):
+class WhatsminerEmulator(RpcSidecar, LengthPrefixFraming):
     def __init__(self, miner: EmulatedMiner, account: str = "super",
                  password: str = "super", rated_power_w: float | None = None) -> None:
         super().__init__(miner)
@@ -70,18 +70,6 @@ class WhatsminerEmulator(LengthPrefixFraming):
         self.power_limit_w = self.rated_power_w  # set.miner.power_limit's cap, not the percent
         self.rpc = WhatsminerLegacyRpc(miner)
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0,
-                    rpc_port: int | None = None) -> WhatsminerEmulator:
-        """Listen on `port` (API v3); with `rpc_port` also the legacy 4028-style API."""
-        await super().start(host, port)
-        if rpc_port is not None:
-            await self.rpc.start(host, rpc_port)
-        return self
-
-    async def stop(self) -> None:
-        if self.rpc.port:
-            await self.rpc.stop()
-        await super().stop()
 
     @property
     def percent(self) -> int:

@@ -24,42 +24,14 @@ from fastapi import FastAPI, Query
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from controller.fleet import store
 from controller.fleet.view import SiteView
+from hmi.security import SecurityHeaders
 
 STATIC = Path(__file__).resolve().parent / "static"
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
-
-
-class SecurityHeaders:
-    """The HMI's headers (hmi/security.py) for a read-only page: CSP self only, no sniffing,
-    no framing, no caching of the API."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        api = scope["path"].startswith("/api/")
-
-        async def wrapped(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers += [(b"content-security-policy", CSP.encode()),
-                            (b"x-content-type-options", b"nosniff"),
-                            (b"referrer-policy", b"no-referrer"),
-                            (b"x-frame-options", b"DENY")]
-                if api:
-                    headers.append((b"cache-control", b"no-store"))
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, wrapped)
 
 
 def site_view(row: dict[str, Any]) -> SiteView:
@@ -157,5 +129,6 @@ def create_app(engine: Engine, stale_s: float = 120.0) -> FastAPI:
         return FileResponse(STATIC / "fleet.html")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.add_middleware(SecurityHeaders)
+    # The HMI's headers for a read-only page: CSP self only, no forms at all.
+    app.add_middleware(SecurityHeaders, csp=CSP)
     return app

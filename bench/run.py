@@ -29,6 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.devtraces import to_one_minute  # noqa: E402
 from controller.config import load_site  # noqa: E402
 from controller.control.controller import Controller  # noqa: E402
 from controller.control.types import Measurements  # noqa: E402
@@ -39,28 +40,6 @@ from hil.plant import Plant  # noqa: E402
 
 SITE = ROOT / "hil" / "sites" / "house-10kwp.toml"
 YEAR = ROOT / "hil" / "traces" / "house-year.csv.gz"
-
-
-def to_one_minute(tr: Trace) -> Trace:
-    """Interpolate irradiance-like columns, hold load/heat/prices: 15 min -> 1 min."""
-    k = int(tr.step_s // 60)
-    n = len(tr.time_s) * k
-    t = tr.time_s[0] + np.arange(n, dtype=np.float64) * 60.0
-    src = np.arange(len(tr.time_s), dtype=np.float64) * k
-
-    def lin(a: np.ndarray) -> np.ndarray:
-        return np.interp(np.arange(n, dtype=np.float64), src, a)
-
-    def hold(a: np.ndarray) -> np.ndarray:
-        return np.repeat(a, k)
-
-    return Trace(
-        time_s=t, pv_w=lin(tr.pv_w), load_w=hold(tr.load_w),
-        heat_demand_w=hold(tr.heat_demand_w), outdoor_c=lin(tr.outdoor_c),
-        import_price=hold(tr.import_price), export_price=hold(tr.export_price),
-        hashprice=hold(tr.hashprice), dr_limit_w=hold(tr.dr_limit_w), step_s=60.0,
-        source=f"{tr.source} (1-min interpolation)",
-    )
 
 
 def plant_only(cfg: object, tr: Trace) -> float:

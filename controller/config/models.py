@@ -407,11 +407,6 @@ class ControlSection(Strict):
         "expected run: a new miner starts (or replaces a running one) only for more watts "
         "than that",
     )
-    import_weight: Annotated[float, Field(ge=0, le=100)] = Field(
-        default=2.0,
-        description="Choosing which miners run: one watt imported weighs as much as this many "
-        "watts of surplus left unused",
-    )
     battery_soc_hysteresis_pct: Annotated[float, Field(ge=0, le=20)] = 2.0
     # Price rules (docs/modes.md): the supervisor's decisions above the loops.
     price_hysteresis_per_kwh: Annotated[float, Field(ge=0, le=1)] = Field(

@@ -92,7 +92,6 @@ class Allocator:
         on_delay_s: float,
         off_delay_s: float,
         start_horizon_s: float = 900.0,
-        import_weight: float = 2.0,
     ) -> None:
         # Most efficient first; ties keep configuration order.
         self.miners = sorted(miners, key=lambda m: m.best_j_per_th)
@@ -103,7 +102,6 @@ class Allocator:
         self.on_hysteresis_w = on_hysteresis_w
         self.on_delay_s = on_delay_s
         self.off_delay_s = off_delay_s
-        self.import_weight = import_weight
         self._best_j_per_th = min((m.best_j_per_th for m in miners), default=1.0)
         # Miners whose firmware cannot pause (seen in their readback): held at their minimum.
         self.no_pause: frozenset[str] = frozenset()
@@ -154,15 +152,15 @@ class Allocator:
                         tick_s: float) -> None:
         """Which miners should run: the set that best absorbs the steady-state budget.
 
-        Every tick the allocator scores the combinations of free miners (identical miners
+        Every tick the allocator scores the combinations of miners (identical miners
         grouped, so it is a count per kind, not 2^n subsets): watts absorbed within the
-        miners' ranges, minus an import penalty where their minimums exceed the budget,
-        minus a start penalty (the surplus lost while a miner boots, spread over
-        `start_horizon_s`), plus a tie-break on efficiency. Miners inside their minimum
-        on/off times are fixed. A running miner is preferred over an equal one that would
-        have to start, so two miners never swap for a few watts. The chosen set is then
-        followed with the on/off delays: a miner wanted on for `on_delay_s` starts, one
-        unwanted for `off_delay_s` stops.
+        miners' ranges, minus a start penalty (the surplus lost while a miner boots, spread
+        over `start_horizon_s`), plus a tie-break on efficiency. A set whose minimums do
+        not fit the budget is not wanted, unless the minimum on-times force it. A running
+        miner is preferred over an equal one that would have to start, so two miners never
+        swap for a few watts. The chosen set is then followed with the on/off delays (and
+        the minimum on/off times): a miner wanted on for `on_delay_s` starts, one unwanted
+        for `off_delay_s` stops.
         """
         budget = max(min(b.available_w, b.hard_cap_w), 0.0)
         tank_budget = max(min(b.tank_target_w, b.hard_tank_cap_w), 0.0)
@@ -278,8 +276,7 @@ class Allocator:
                 add = room_w if room_w < extra else extra
                 ths += add * ths_per_w
                 extra -= add
-            score = (absorbed - self.import_weight * over - c.starts_w
-                     + _EFFICIENCY_WEIGHT * ths * self._best_j_per_th)
+            score = absorbed - c.starts_w + _EFFICIENCY_WEIGHT * ths * self._best_j_per_th
             if score > best_score + 1e-9 or best is None:
                 best_score, best = score, c.counts
         if best is None:

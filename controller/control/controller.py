@@ -77,7 +77,7 @@ class Controller:
             else None
         )
         self.allocator = Allocator(cfg.miners, c.on_hysteresis_w, c.on_delay_s, c.off_delay_s,
-                                   c.start_horizon_s, c.import_weight)
+                                   c.start_horizon_s)
         self._tank_miners = frozenset(m.name for m in cfg.miners if m.heats_tank)
         # What a kWh through each miner is worth (BTC; plus displaced backup heat when the
         # tank wants heat), most efficient first: below that import price, buying pays.

@@ -66,6 +66,6 @@ def trace(
 def held_w(cfg: SiteConfig) -> float:
     """What the miners whose firmware has no pause (the Bitaxes' AxeOS) draw when every
     miner is told to stop: they are held at their minimum, never off (as live)."""
-    from controller.miners.factory import can_pause
+    from controller.miners.factory import held_at_min_w
 
-    return sum(m.min_power_w for m in cfg.miners if not can_pause(m))
+    return held_at_min_w(cfg.miners)

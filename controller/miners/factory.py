@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -79,6 +79,12 @@ def driver_can_pause(driver: Mapping[str, Any]) -> bool:
 def can_pause(m: MinerConfig) -> bool:
     """False for a miner whose firmware cannot pause: told to stop, it stays at its minimum."""
     return driver_can_pause(m.driver)
+
+
+def held_at_min_w(miners: Iterable[MinerConfig]) -> float:
+    """What miners whose firmware cannot pause still draw when all are told to stop: the
+    sum of their minimums (a floor no controller decision can remove)."""
+    return sum(m.min_power_w for m in miners if not can_pause(m))
 
 
 def _fit_problems(where: str, m: MinerConfig, s: DriverSettings) -> list[Problem]:

@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from controller.config.models import MinerConfig, SiteConfig
-from controller.miners.factory import can_pause
+from controller.miners.factory import held_at_min_w
 from controller.plan.value import value_per_th
 from controller.sim.runner import SimResult
 from controller.sim.stream import Block
@@ -62,7 +62,7 @@ class QualitySums:
         self.limit = self.from_surplus = self.miner = self.grid = 0.0
         self.costly_miner = self.costly_grid = self.costly_decided = 0.0
         # Import no decision can avoid: the minimum of miners that cannot pause.
-        self.held_w = sum(m.min_power_w for m in cfg.miners if not can_pause(m))
+        self.held_w = held_at_min_w(cfg.miners)
 
     def block(self, b: Block) -> None:
         c = b.columns

@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 import simkit
 
-from controller.miners.factory import can_pause
 from controller.plan.bound import perfect_foresight
 from controller.sim.report import summarize
 from controller.sim.runner import SimResult, simulate
@@ -55,7 +54,7 @@ def _battery_below_reserve_by_miners(r: SimResult) -> int:
     c = r.columns
     low = (c["meas_soc_pct"] <= b.reserve_soc_pct) & (c["meas_battery_w"] < 0)
     # The minimum of miners that cannot pause (AxeOS) is drawn whatever the controller asks.
-    floor = sum(m.min_power_w for m in r.cfg.miners if not can_pause(m))
+    floor = simkit.held_w(r.cfg)
     allowed = np.maximum(c["meas_miner_w"] + c["meas_battery_w"], 0.0) + floor + 1.0
     return int(np.sum(low & (c["miner_target_w"] > allowed)))
 

@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 from controller.config.schedule import ScheduleSection
 from controller.control.schedule import Schedule, site_start_delay_s
 from controller.errors import InputError
-from controller.miners.factory import can_pause
 from controller.sim.runner import simulate
 
 TZ = "Europe/Brussels"
@@ -205,7 +204,7 @@ def test_outside_the_window_miners_are_off_and_quiet_hours_cap_them() -> None:
     local_h = (np.arange(n) * 60 + (start - _utc(2026, 6, 10, 0))) / 3600
     closed = (local_h < 10) | (local_h >= 14)
     # Outside the window only the no-pause Bitaxes' minimum is left (AxeOS cannot pause).
-    floor = sum(m.min_power_w for m in cfg.miners if not can_pause(m))
+    floor = simkit.held_w(cfg)
     assert np.all(c["miner_target_w"][closed] <= floor + 1e-9)
     assert r.limiter[0] == "schedule"
     quiet = (local_h >= 12) & (local_h < 13)

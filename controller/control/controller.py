@@ -108,8 +108,7 @@ class Controller:
         self._last_now: float | None = None
         # Per miner: the two latest readbacks (t_prev, t_last, p_prev, p_last).
         self._readbacks: dict[str, tuple[float, float, float, float]] = {}
-        self._ramp_w_per_s = {mc.name: mc.ramp_w_per_s for mc in cfg.miners}
-        self._restart_s = {mc.name: mc.restart_s for mc in cfg.miners}
+        self._miner_cfg = {mc.name: mc for mc in cfg.miners}
         self._wants_heat = False
         self.debug: StepDebug | None = None
 
@@ -132,8 +131,9 @@ class Controller:
             if t_s >= t1:
                 # Forward: no faster than the ramp, not before its boot is over, no further
                 # than the target.
-                boot_end = st.switched_at_s + self._restart_s[name] if st.running else t1
-                reach = self._ramp_w_per_s[name] * max(t_s - max(t1, boot_end), 0.0)
+                mc = self._miner_cfg[name]
+                boot_end = st.switched_at_s + mc.restart_s if st.running else t1
+                reach = mc.ramp_w_per_s * max(t_s - max(t1, boot_end), 0.0)
                 target = st.target_w if st.running else 0.0
                 p = min(p1 + reach, target) if target > p1 else max(p1 - reach, target)
             elif t_s <= t0 or t1 <= t0:

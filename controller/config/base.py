@@ -10,9 +10,14 @@ are the exceptions: they are read from TOML strings or numbers on purpose, with
 
 from __future__ import annotations
 
-from typing import Any
+from decimal import Decimal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import Strict as StrictType
+
+# Money in a site file: a TOML string ("0.30", exact) or a number, never a bool.
+Money = Annotated[Decimal, StrictType(False)]
 
 MAX_STR_CHARS = 1024  # names, hosts, paths, URLs: a 200 KB site name is not a name
 

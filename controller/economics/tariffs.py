@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from pydantic import Discriminator, Field, Tag, field_validator
 
-from controller.config.base import Strict
+from controller.config.base import Money, Strict
 from controller.config.ledger import parse_window
 from controller.economics.csvrows import aware_time, records
 from controller.errors import InputError, Problem
@@ -319,15 +319,15 @@ ALL_DAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun"
 
 class FixedTariffConfig(Strict):
     kind: Literal["fixed"] = "fixed"
-    import_price_per_kwh: Decimal = Decimal("0.30")
-    export_price_per_kwh: Decimal = Decimal("0.05")
+    import_price_per_kwh: Money = Decimal("0.30")
+    export_price_per_kwh: Money = Decimal("0.05")
 
 
 class TouPeriodConfig(Strict):
     window: str = Field(description="Local time 'HH:MM-HH:MM'; may wrap midnight")
     days: list[Weekday] = Field(default_factory=lambda: list(ALL_DAYS), min_length=1)
-    import_price_per_kwh: Decimal
-    export_price_per_kwh: Decimal | None = Field(
+    import_price_per_kwh: Money
+    export_price_per_kwh: Money | None = Field(
         default=None, description="Default: the tariff's export price"
     )
 
@@ -340,8 +340,8 @@ class TouPeriodConfig(Strict):
 
 class TouTariffConfig(Strict):
     kind: Literal["tou"]
-    import_price_per_kwh: Decimal = Field(description="Outside every period")
-    export_price_per_kwh: Decimal
+    import_price_per_kwh: Money = Field(description="Outside every period")
+    export_price_per_kwh: Money
     periods: list[TouPeriodConfig] = Field(min_length=1)
 
 
@@ -351,10 +351,10 @@ class DynamicTariffConfig(Strict):
     feed: Literal["energy-charts"] | None = None
     feed_url: str = "https://api.energy-charts.info"
     bidding_zone: str = "DE-LU"
-    import_adder_per_kwh: Decimal = Decimal(0)
-    import_factor: Annotated[Decimal, Field(gt=0)] = Decimal(1)
-    export_adder_per_kwh: Decimal = Decimal(0)
-    export_factor: Annotated[Decimal, Field(ge=0)] = Decimal(1)
+    import_adder_per_kwh: Money = Decimal(0)
+    import_factor: Annotated[Money, Field(gt=0)] = Decimal(1)
+    export_adder_per_kwh: Money = Decimal(0)
+    export_factor: Annotated[Money, Field(ge=0)] = Decimal(1)
 
     @field_validator("feed")
     @classmethod

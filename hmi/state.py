@@ -22,6 +22,7 @@ from controller.control.types import (
     Reading,
     Trip,
 )
+from controller.miners.factory import can_pause
 from controller.runtime.dr import DrEvent
 from controller.runtime.ports import TickRecord
 from hmi.schemas import Alarm, Flows, GridRequest, Miner, StateOut, Tank
@@ -206,7 +207,6 @@ def reason_words(code: str, left_s: float | None = None, power_w: float | None =
 
 
 # Firmware without a pause (controller/miners/axeos.py: `can_pause = False`).
-_NO_PAUSE_APIS = frozenset({"axeos"})
 
 
 def _hold_code(hold_reason: str | None) -> str:
@@ -219,9 +219,9 @@ def _hold_code(hold_reason: str | None) -> str:
 
 
 def _cannot_pause(mc: MinerConfig, r: MinerReading | None) -> bool:
-    """The driver said so (`MinerReading.can_pause`), or the firmware is known to have none."""
-    return (r is not None and not getattr(r, "can_pause", True)) \
-        or mc.driver.get("api") in _NO_PAUSE_APIS
+    """The driver said so (`MinerReading.can_pause`), or its driver table does (the drivers'
+    one fact: AxeOS without `use_pause`)."""
+    return (r is not None and not getattr(r, "can_pause", True)) or not can_pause(mc)
 
 
 def _fallback_reason(mc: MinerConfig, r: MinerReading | None, c: MinerCommand | None,

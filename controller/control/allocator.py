@@ -105,6 +105,7 @@ class Allocator:
         self._best_j_per_th = min((m.best_j_per_th for m in miners), default=1.0)
         # Miners whose firmware cannot pause (seen in their readback): held at their minimum.
         self.no_pause: frozenset[str] = frozenset()
+        self._room_w = 0.0  # the last tick's steady-state budget (for the reasons)
         groups: dict[tuple[object, ...], list[MinerConfig]] = {}
         for m in self.miners:
             key = (m.actuation, m.min_power_w, m.max_power_w, m.heats_tank, m.restart_s,
@@ -164,6 +165,7 @@ class Allocator:
         """
         budget = max(min(b.available_w, b.hard_cap_w), 0.0)
         tank_budget = max(min(b.tank_target_w, b.hard_tank_cap_w), 0.0)
+        self._room_w = budget
         # Running miners are judged against the best set regardless of minimum on/off
         # times (their off delay runs while the minimum on-time holds them); stopped
         # miners against the best set given the miners that must stay on.
@@ -475,7 +477,8 @@ class Allocator:
             return ("", None) if st.running else ("manual_off", None)
         if st.running:
             if m.name in self.no_pause:
-                return "", None
+                # No room even for its minimum: it runs only because it cannot pause.
+                return ("cannot_pause", None) if self._room_w < m.min_power_w else ("", None)
             if st.want_off_since_s is not None:
                 left = max(self.off_delay_s - (now - st.want_off_since_s),
                            m.min_on_s - (now - st.switched_at_s), 0.0)

@@ -208,6 +208,9 @@ def test_a_miner_that_cannot_pause_is_held_at_its_minimum_and_never_restarted() 
     out = a.allocate(_b(0), {}, 0, deadline_s=1.0)
     cmd = {c.name: c for c in out.commands}
     assert cmd["bitaxe"].run and cmd["bitaxe"].power_target_w == 15
+    assert cmd["bitaxe"].reason == "cannot_pause"  # no room: it runs only for want of a pause
+    out = a.allocate(_b(500), {"bitaxe": 15}, 1, deadline_s=1.0)
+    assert {c.name: c.reason for c in out.commands}["bitaxe"] == ""
     assert not cmd["s9"].run
     for t in (10, 400, 800):
         out = a.allocate(_b(0), {"bitaxe": 15}, t, deadline_s=1.0)

@@ -29,7 +29,7 @@ from controller.control.overrides import NO_OVERRIDES, Overrides
 from controller.control.supervisor import Supervisor, Worth
 from controller.control.types import Commands, Measurements, Reading, Trip
 from controller.economics.breakeven import site_break_even
-from controller.economics.hashprice import network_terms
+from controller.economics.hashprice import BtcTerms, config_terms
 
 
 class StepDebug(NamedTuple):
@@ -81,14 +81,10 @@ class Controller:
         self._tank_miners = frozenset(m.name for m in cfg.miners if m.heats_tank)
         # What a kWh through each miner is worth (BTC; plus displaced backup heat when the
         # tank wants heat), most efficient first: below that import price, buying pays.
-        b = cfg.bitcoin
-        terms = network_terms(b.network_difficulty, b.block_subsidy_btc, b.fees_per_block_btc,
-                              b.btc_price, b.pool_fee_pct)
-        warm, cold = site_break_even(cfg, terms, True), site_break_even(cfg, terms, False)
-        self.worth = Worth([
-            (m.max_power_w, float(cold[m.name].total_per_kwh), float(warm[m.name].total_per_kwh))
-            for m in self.allocator.miners
-        ])
+        # The terms are an input of each step (`Measurements.btc_terms`); None: these.
+        self.static_terms = config_terms(cfg.bitcoin)
+        self.terms: BtcTerms = self.static_terms
+        self.worth = self._worth(self.terms)
         self.supervisor = Supervisor(cfg, self.worth)
         # Constants of the site, derived once (the step runs every second for years).
         self._import_limit_w = cfg.site.import_limit_w
@@ -110,6 +106,7 @@ class Controller:
         self._readbacks: dict[str, tuple[float, float, float, float]] = {}
         self._miner_cfg = {mc.name: mc for mc in cfg.miners}
         self._wants_heat = False
+        self._worth_terms: BtcTerms = self.terms
         self.debug: StepDebug | None = None
 
     def _miners_at(self, m: Measurements, t_s: float, actual: dict[str, float],
@@ -143,6 +140,23 @@ class Controller:
             total += p
         return total
 
+    def _worth(self, terms: BtcTerms) -> Worth:
+        cfg = self.cfg
+        warm, cold = site_break_even(cfg, terms, True), site_break_even(cfg, terms, False)
+        return Worth([
+            (m.max_power_w, float(cold[m.name].total_per_kwh), float(warm[m.name].total_per_kwh))
+            for m in self.allocator.miners
+        ])
+
+    def _use_terms(self, terms: BtcTerms) -> None:
+        """New bitcoin terms: re-derive what each miner's kWh is worth (rare: daily in a
+        simulated trace, each feed update on a live site)."""
+        self.terms = terms
+        if terms != self._worth_terms:
+            self._worth_terms = terms
+            self.worth = self._worth(terms)
+            self.supervisor.set_worth(self.worth)
+
     def worth_buying_w(self, import_price_per_kwh: float, tank_wants_heat: bool) -> float:
         """Miner power worth buying from the grid at this price: the miners whose value per
         kWh is above it. Any miner is worth running at a price <= 0."""
@@ -157,6 +171,11 @@ class Controller:
         self._last_now = now
         stale_s = c.stale_timeout_s
         trips: list[Trip] = []
+        bt = m.btc_terms
+        if bt is None:
+            bt = self.static_terms
+        if bt is not self.terms:
+            self._use_terms(bt)
 
         # What the miners draw now: fresh readback, else what we last asked of them.
         actual: dict[str, float] = {}

@@ -149,6 +149,13 @@ class Supervisor:
         self._export_key: tuple[float, bool] | None = None
         self._export_worth_w = 0.0
 
+    def set_worth(self, worth: Worth) -> None:
+        """New values per kWh (new bitcoin terms): the price bands are derived again; the
+        decisions taken keep their hold time."""
+        self.worth = worth
+        self._band_key = None
+        self._export_key = None
+
     # -- price rule ----------------------------------------------------------------------
 
     def buy_level_w_at(self, price_per_kwh: float, tank_wants_heat: bool, now: float) -> float:

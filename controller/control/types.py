@@ -13,7 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
+
+if TYPE_CHECKING:
+    from controller.economics.hashprice import BtcTerms
 
 _EMPTY: Mapping[str, MinerReading] = MappingProxyType({})  # shared, read-only
 
@@ -49,6 +52,11 @@ class Measurements(NamedTuple):
     export_price_per_kwh: float | None = None
     dr_limit_w: float | None = None  # cap on total miner power from a DR signal
     utc_s: float | None = None  # wall-clock time of the snapshot (UTC epoch s), for schedules
+    # What mining is worth now (hashvalue or network terms, BTC price, pool fee): the
+    # trace's columns in the simulator, a market feed or `cmd/bitcoin_terms` on a live
+    # site. None: the site file's static `[bitcoin]` terms. Pass the same object while the
+    # terms do not change (the controller re-derives its break-even only on a new one).
+    btc_terms: BtcTerms | None = None
 
 
 class MinerCommand(NamedTuple):

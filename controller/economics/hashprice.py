@@ -1,15 +1,24 @@
-"""What hashes are worth: expected sats, and their value in the site currency.
+"""What mining is worth at an instant: THE one place (issue 16).
+
+Expected sats = TH/s x seconds x hashvalue (sats per TH/s per day / 86,400), after the
+pool fee; their value in the site currency = sats x that interval's BTC price / 1e8. The
+controller's break-even, the supervisor, the day-ahead plan, `hearth bound`, the quality
+figures, the simulator's report, the ledger and the HMI all read it from here: exactly
+(`BtcTerms`, for money) or per row of a trace (`TermsSeries`, float arrays, for a year of
+steps).
 
 Expected sats = hashes / (difficulty x 2^32) x (block subsidy + average fees per block):
 a share of difficulty D takes D x 2^32 hashes on average, and finding a block pays its
 subsidy plus its fees. A pool (FPPS) pays that expectation minus its fee. All in exact
 rationals: the ledger floors to millisats only when an interval is closed.
 
-Two ways to get there, both behind `BtcTerms`:
+Three ways to get there, all behind `BtcTerms`:
 
-- `NetworkTerms`: difficulty, subsidy, fees and BTC price (hashprice computed);
+- `NetworkTerms`: difficulty, subsidy, fees and BTC price (hashvalue computed);
+- `Hashvalue`: the hashvalue (sats per TH/s per day, gross of pool fee, as in the trace's
+  `hashvalue_sats_per_th_day` column) and the BTC price of the interval;
 - `GivenHashprice`: a hashprice (currency per TH/s per day, gross of pool fee, as in the
-  trace's `hashprice` column) and the BTC price that turns value back into sats.
+  trace's old `hashprice` column) and the BTC price that turns value back into sats.
 """
 
 from __future__ import annotations
@@ -17,8 +26,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 from controller.economics.money import dec, micro
+
+if TYPE_CHECKING:  # the config imports the economics' tariff models; no cycle at runtime
+    from controller.config.models import BitcoinSection
 
 SATS_PER_BTC = 100_000_000
 TWO_32 = 2**32
@@ -61,6 +74,10 @@ class NetworkTerms:
         gross = expected_sats(TH * DAY_S, self.difficulty, self.reward_sats)
         return micro(gross * Fraction(self.btc_price) / SATS_PER_BTC)
 
+    def hashvalue_sats_per_th_day(self) -> Fraction:
+        """Gross hashvalue (before pool fee): expected sats per TH/s per day."""
+        return expected_sats(TH * DAY_S, self.difficulty, self.reward_sats)
+
     def key(self) -> str:
         """Short text naming the terms (stored with each interval, for explanation)."""
         return (f"net:d={self.difficulty.normalize():f};r={self.reward_sats};"
@@ -93,7 +110,33 @@ class GivenHashprice:
                 f"btc={self.btc_price.normalize():f};fee={self.pool_fee_pct.normalize():f}")
 
 
-BtcTerms = NetworkTerms | GivenHashprice
+@dataclass(frozen=True)
+class Hashvalue:
+    """A hashvalue given directly (gross sats per TH/s per day) and the interval's BTC price."""
+
+    sats_per_th_day: Decimal
+    btc_price: Decimal
+    pool_fee_pct: Decimal = Decimal(0)
+
+    def __post_init__(self) -> None:
+        if self.sats_per_th_day < 0 or self.btc_price <= 0:
+            raise ValueError("hashvalue must be >= 0 and btc_price > 0")
+        if not 0 <= self.pool_fee_pct < 100:
+            raise ValueError("pool_fee_pct must be in [0, 100)")
+
+    def sats_per_th_s(self) -> Fraction:
+        keep = 1 - Fraction(self.pool_fee_pct) / 100
+        return Fraction(self.sats_per_th_day) * keep / DAY_S
+
+    def value_per_th_s(self) -> Fraction:
+        return self.sats_per_th_s() * Fraction(self.btc_price) / SATS_PER_BTC
+
+    def key(self) -> str:
+        return (f"hv:{self.sats_per_th_day.normalize():f};"
+                f"btc={self.btc_price.normalize():f};fee={self.pool_fee_pct.normalize():f}")
+
+
+BtcTerms = NetworkTerms | GivenHashprice | Hashvalue
 
 
 def network_terms(difficulty: float | Decimal, subsidy_btc: Decimal, fees_btc: Decimal,
@@ -103,3 +146,9 @@ def network_terms(difficulty: float | Decimal, subsidy_btc: Decimal, fees_btc: D
     if reward != reward.to_integral_value():
         raise ValueError(f"subsidy + fees must be whole sats, got {subsidy_btc + fees_btc} BTC")
     return NetworkTerms(dec(difficulty), int(reward), btc_price, dec(pool_fee_pct))
+
+
+def config_terms(b: BitcoinSection) -> NetworkTerms:
+    """The site file's static `[bitcoin]` terms (what applies when nothing newer is known)."""
+    return network_terms(b.network_difficulty, b.block_subsidy_btc, b.fees_per_block_btc,
+                         b.btc_price, b.pool_fee_pct)

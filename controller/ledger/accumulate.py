@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from controller.economics.grid_service import DrBaseline, GridServiceTerms, Request
-from controller.economics.hashprice import BtcTerms, GivenHashprice, NetworkTerms
+from controller.economics.hashprice import BtcTerms, GivenHashprice, Hashvalue, NetworkTerms
 from controller.economics.heat import HeatValuation
 from controller.economics.money import DIVIDE, EXACT, J_PER_KWH, dec, micro
 
@@ -145,6 +145,9 @@ def terms_to_json(t: BtcTerms) -> dict[str, Any]:
     if isinstance(t, NetworkTerms):
         return {"kind": "net", "difficulty": str(t.difficulty), "reward_sats": t.reward_sats,
                 "btc_price": str(t.btc_price), "pool_fee_pct": str(t.pool_fee_pct)}
+    if isinstance(t, Hashvalue):
+        return {"kind": "hv", "sats_per_th_day": str(t.sats_per_th_day),
+                "btc_price": str(t.btc_price), "pool_fee_pct": str(t.pool_fee_pct)}
     return {"kind": "hp", "hashprice": str(t.hashprice_per_th_day),
             "btc_price": str(t.btc_price), "pool_fee_pct": str(t.pool_fee_pct)}
 
@@ -153,6 +156,9 @@ def terms_from_json(d: dict[str, Any]) -> BtcTerms:
     if d["kind"] == "net":
         return NetworkTerms(Decimal(d["difficulty"]), int(d["reward_sats"]),
                             Decimal(d["btc_price"]), Decimal(d["pool_fee_pct"]))
+    if d["kind"] == "hv":
+        return Hashvalue(Decimal(d["sats_per_th_day"]), Decimal(d["btc_price"]),
+                         Decimal(d["pool_fee_pct"]))
     return GivenHashprice(Decimal(d["hashprice"]), Decimal(d["btc_price"]),
                           Decimal(d["pool_fee_pct"]))
 

@@ -19,6 +19,7 @@ from controller.config.base import Strict
 from controller.config.devices import DeviceConfig
 from controller.config.hmi import HmiSection
 from controller.config.ledger import LedgerSection
+from controller.config.market import MarketFeedSection, feed_currency_problem
 from controller.config.mqtt import MqttSection
 from controller.config.openadr import OpenAdrSection
 from controller.config.plan import PlanSection
@@ -338,6 +339,10 @@ class BitcoinSection(Strict):
         default=Decimal("85000"), description="In the site currency"
     )
     pool_fee_pct: Percent = 2.0
+    feed: MarketFeedSection = Field(
+        default=MarketFeedSection(),
+        description="Live terms from the mempool.space API; these are the fallback",
+    )
 
     def sats_per_th_per_s(self) -> float:
         """Expected sats per second for 1 TH/s of hash rate, after pool fee."""
@@ -523,6 +528,9 @@ class SiteConfig(Strict):
                 )
         if self.satellite is not None and self.mqtt is None:
             raise ValueError("[satellite] is reached over MQTT: add an [mqtt] section")
+        why = feed_currency_problem(self.bitcoin.feed, self.site.currency)
+        if why is not None:
+            raise ValueError(why)
         if (self.satellite is not None and self.tank is not None
                 and self.satellite.tank_max_c is not None
                 and self.satellite.tank_max_c < self.tank.max_c):

@@ -155,11 +155,12 @@ def _bound(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from controller.config import load_site
     from controller.runtime.assemble import serve
+    from controller.runtime.startup import read_start
 
-    cfg = load_site(args.config)
-    return asyncio.run(serve(cfg, args.config, ledger=not args.no_ledger, hmi=not args.no_hmi))
+    start = read_start(args.config)  # safe mode for a file that does not load (exit 2: none)
+    return asyncio.run(serve(start, args.config, ledger=not args.no_ledger,
+                             hmi=not args.no_hmi))
 
 
 def _doctor(args: argparse.Namespace) -> int:

@@ -76,7 +76,8 @@ class HmiContext:
     def build(cls, cfg: SiteConfig, publisher: HmiPublisher, port: OverridesPort, *,
               config_path: str | Path | None = None, auth_store: str | Path | None = None,
               ledger: LedgerAccess | None = None, devices: DeviceTester | None = None,
-              utc: Callable[[], datetime] | None = None) -> HmiContext:
+              utc: Callable[[], datetime] | None = None,
+              config_store: ConfigStore | None = None) -> HmiContext:
         """The parts from the site config; any of them can be given instead."""
         s = hmi_settings(cfg)
         if ledger is None:
@@ -86,7 +87,8 @@ class HmiContext:
                          resident_session_s=s.resident_session_days * 86_400,
                          installer_session_s=s.installer_session_h * 3600)
         clock = utc or (lambda: datetime.now(UTC))
-        store = ConfigStore(config_path) if config_path is not None else None
+        store = config_store or (ConfigStore(config_path) if config_path is not None
+                                 else None)
         return cls(
             cfg=cfg, settings=s, publisher=publisher,
             commands=CommandHandler(cfg, port, clock), auth=auth,

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from controller.bridge.provisioning import ConfigStore
 from controller.config.models import SiteConfig
 from hmi.app import HmiContext, create_app, hmi_settings
 from hmi.commands import ServiceOverrides
@@ -33,10 +34,12 @@ log = logging.getLogger(__name__)
 
 
 class HmiRuntime:
-    def __init__(self, cfg: SiteConfig, *, config_path: str | Path | None = None) -> None:
+    def __init__(self, cfg: SiteConfig, *, config_path: str | Path | None = None,
+                 config_store: ConfigStore | None = None) -> None:
         self.cfg = cfg
         self.settings = hmi_settings(cfg)
         self.config_path = config_path
+        self.config_store = config_store  # safe mode: the file as it edits it
         self.publisher = HmiPublisher(cfg, history_step_s=self.settings.history_step_s)
         self.context: HmiContext | None = None
         self.server: HmiServer | None = None
@@ -46,7 +49,8 @@ class HmiRuntime:
         """Build the app around `service` and listen (the setup code is logged here)."""
         self.publisher.dr = getattr(service, "dr", None)  # grid requests on the wall page
         ctx = HmiContext.build(self.cfg, self.publisher, ServiceOverrides(service),
-                               config_path=self.config_path)
+                               config_path=self.config_path,
+                               config_store=self.config_store)
         self.context = ctx
         now = time.time()
         with contextlib.suppress(Unavailable):  # a new site has no ledger history yet

@@ -135,13 +135,24 @@ RESTART_SECTIONS = frozenset({"mqtt", "devices", "ledger", "satellite"})
 class ConfigStore:
     """The site file, its previous version, and validated changes. Thread-safe."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *,
+                 running: tuple[SiteConfig, dict[str, Any]] | None = None) -> None:
+        """`running`: safe mode, where the file does not load: the config the service runs
+        (its site id is the one a save must keep) and the document a patch applies to and
+        config/get shows (the file's own, or its last good copy when it does not parse)."""
         self.path = Path(path)
         self.prev_path = self.path.with_name(self.path.name + ".prev")
         self._lock = threading.RLock()
+        if running is not None:
+            self.config, self.raw = running[0], copy.deepcopy(running[1])
+            try:
+                self.version = version_of(self.path.read_bytes())
+            except OSError:
+                self.version = version_of(b"")
+            return
         self.config = load_site(self.path)
         data = self.path.read_bytes()
-        self.raw: dict[str, Any] = tomllib.loads(data.decode("utf-8"))
+        self.raw = tomllib.loads(data.decode("utf-8"))
         self.version = version_of(data)
 
     # -- reading ---------------------------------------------------------------------------
@@ -227,19 +238,28 @@ class ConfigStore:
     def restore(self, raw: dict[str, Any], config: SiteConfig, text: str) -> None:
         """Undo a commit whose application failed: the old text goes back in place."""
         with self._lock:
-            self._atomic_swap(text.encode("utf-8"))
+            data = text.encode("utf-8", errors="surrogateescape")
+            self._atomic_swap(data)
             self.raw, self.config = raw, config
-            self.version = version_of(text.encode("utf-8"))
+            self.version = version_of(data)
 
     def _current_text_or_empty(self) -> str:
+        """The file to edit in place; empty (a document written anew) when it does not
+        parse (safe mode repairs a broken file)."""
         try:
-            return self.path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
+            text = self.path.read_text(encoding="utf-8")
+            tomllib.loads(text)
+            return text
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
             return ""
 
     def current_text(self) -> str:
+        """The file as it is (for restore()): bytes kept even if not UTF-8; none: empty."""
         with self._lock:
-            return self.path.read_text(encoding="utf-8")
+            try:
+                return self.path.read_bytes().decode("utf-8", errors="surrogateescape")
+            except FileNotFoundError:
+                return ""
 
     def _atomic_swap(self, data: bytes) -> None:
         tmp = self.path.with_name(self.path.name + ".new")
@@ -249,14 +269,15 @@ class ConfigStore:
             os.fsync(fd)
         finally:
             os.close(fd)
-        mode = self.path.stat().st_mode & 0o777
-        os.chmod(tmp, mode)
-        # Keep the current file as the previous version: a hard link is atomic and leaves
-        # the current path in place until the rename below replaces it.
-        prev_tmp = self.prev_path.with_name(self.prev_path.name + ".new")
-        prev_tmp.unlink(missing_ok=True)
-        os.link(self.path, prev_tmp)
-        os.replace(prev_tmp, self.prev_path)
+        exists = self.path.exists()  # safe mode may write a site file that was missing
+        os.chmod(tmp, self.path.stat().st_mode & 0o777 if exists else 0o660)
+        if exists:
+            # Keep the current file as the previous version: a hard link is atomic and
+            # leaves the current path in place until the rename below replaces it.
+            prev_tmp = self.prev_path.with_name(self.prev_path.name + ".new")
+            prev_tmp.unlink(missing_ok=True)
+            os.link(self.path, prev_tmp)
+            os.replace(prev_tmp, self.prev_path)
         os.replace(tmp, self.path)
         dir_fd = os.open(self.path.parent, os.O_RDONLY)
         try:

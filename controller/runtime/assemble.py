@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from controller.config.models import SiteConfig
 from controller.control.overrides import Overrides
@@ -20,6 +20,10 @@ from controller.runtime.ledger_publisher import LedgerPublisher
 from controller.runtime.ports import MeasurementSource, Publisher
 from controller.runtime.prices import PriceFeed
 from controller.runtime.service import Service
+from controller.runtime.startup import Start, keep_last_good
+
+if TYPE_CHECKING:
+    from controller.bridge.provisioning import ConfigStore
 
 log = logging.getLogger(__name__)
 
@@ -120,12 +124,14 @@ def _wire_dr(service: Service, dr: DrSchedule, hook: DrHook, mqtt_commands: Any,
 SAFE_MODE_RESTART_EXIT = 75  # EX_TEMPFAIL: a config was saved in safe mode; systemd restarts
 
 
-def build_safe_service(cfg: SiteConfig, site_path: str, reason: str) -> Service:
+def build_safe_service(cfg: SiteConfig, site_path: str, reason: str,
+                       store: ConfigStore | None = None) -> Service:
     """Safe mode, for a site file the service cannot run: every miner Hearth can reach is
     held off, no devices, ledger, plan or DR; the MQTT bridge (and the HMI, added by
     `serve`) stay up with the reason shown, so an installer can fix the config remotely.
     A config saved over MQTT or the HMI then stops the service with exit status 75, and
-    systemd (Restart=on-failure) starts it again on the new file."""
+    systemd (Restart=on-failure) starts it again on the new file. `store`: the site file
+    as safe mode edits it when the file itself does not load (controller/runtime/startup.py)."""
     from controller.bridge.service_glue import SAFE_MODE_PREFIX
     from controller.miners.factory import build_valid_drivers
 
@@ -146,7 +152,7 @@ def build_safe_service(cfg: SiteConfig, site_path: str, reason: str) -> Service:
         from controller.runtime.mqtt_wiring import wire_mqtt
 
         _bridge, commands, publisher = wire_mqtt(cfg, site_path, on_saved=saved,
-                                                 ledger_today=False)
+                                                 ledger_today=False, store=store)
         service.publishers.append(publisher)
         service.command_hooks.append(commands)
     service.command_hooks.append(safe_mode)  # last: nothing lifts it
@@ -159,20 +165,30 @@ def _reason(err: Exception) -> str:
     return f"{type(err).__name__}: {err}"
 
 
-async def serve(cfg: SiteConfig, site_path: str, *, ledger: bool = True, hmi: bool = True
+async def serve(start: Start, site_path: str, *, ledger: bool = True, hmi: bool = True
                 ) -> int:
     """`hearth run`: the service, and the HMI in the same event loop when enabled. A config
-    the service cannot start with brings it up in safe mode instead of ending it. Returns
-    the exit status."""
-    try:
-        service = build_service(cfg, site_path, ledger=ledger)
-    except (InputError, OSError, ValueError) as err:
-        service = build_safe_service(cfg, site_path, _reason(err))
+    the service cannot start with (`start.safe_reason`, or drivers, devices or files that
+    fail here) brings it up in safe mode instead of ending it. Returns the exit status."""
+    cfg, store = start.config, None
+    if start.safe_reason is not None:
+        from controller.bridge.provisioning import ConfigStore
+
+        store = ConfigStore(site_path, running=(cfg, start.document))
+        service = build_safe_service(cfg, site_path, start.safe_reason, store)
+    else:
+        try:
+            service = build_service(cfg, site_path, ledger=ledger)
+        except (InputError, OSError, ValueError) as err:
+            service = build_safe_service(cfg, site_path, _reason(err))
+        else:
+            if start.data is not None:
+                keep_last_good(site_path, start.data)
     runtime = None
     if hmi and cfg.hmi.enabled:
         from hmi.runtime import HmiRuntime
 
-        runtime = HmiRuntime(cfg, config_path=site_path)
+        runtime = HmiRuntime(cfg, config_path=site_path, config_store=store)
         service.publishers.append(runtime.publisher)
         server = await runtime.start(service)
         if runtime.context is not None:

@@ -188,11 +188,13 @@ class LedgerToday:
 
 def wire_mqtt(cfg: SiteConfig, site_path: str, dr: DrSchedule | None = None, *,
               on_saved: Callable[[], None] | None = None, ledger_today: bool = True,
+              store: ConfigStore | None = None,
               ) -> tuple[Bridge, MqttCommands, BridgePublisher]:
     """Build and start the bridge (it connects in the background). DR commands go into
     `dr` (the service's schedule, shared with OpenADR). `on_saved` is called after a
-    config was written (safe mode: the service then restarts to apply it)."""
-    store = ConfigStore(Path(site_path))
+    config was written (safe mode: the service then restarts to apply it). `store`: the
+    site file as edited in safe mode (default: the file, loaded here)."""
+    store = store or ConfigStore(Path(site_path))
     commands = MqttCommands(CommandQueue(), dr)
 
     def on_config(new: SiteConfig) -> list[str]:

@@ -1,4 +1,5 @@
-"""Revenue for the wall page (today, this month: fiat / sats / heat) and the ledger's
+"""Revenue for the wall page (today, this month: the four money words of docs/ledger.md,
+btc_value + heat_value - power_cost = net, and sats) and the ledger's
 reports and export for installers, read through the ledger's own query API
 (controller/ledger/query.py) so the page, the CLI and MQTT show the same numbers.
 
@@ -13,7 +14,6 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import date
-from decimal import Decimal
 from typing import IO, Any, Protocol
 
 from controller.errors import InputError
@@ -44,14 +44,12 @@ class Unavailable(Exception):
 
 
 def period_of(label: str, totals: dict[str, Any]) -> RevenuePeriod:
-    """The resident's split of a `Totals.as_json()`: fiat is everything but BTC and heat."""
-    btc = Decimal(totals["btc_value"])
-    heat = Decimal(totals["heat_value"])
-    net = Decimal(totals["net"])
+    """The resident's split of a `Totals.as_json()`, in the ledger's own money words."""
     return RevenuePeriod(
-        label=label, fiat=str(net - btc - heat), sats=int(totals["sats"]), btc_value=str(btc),
-        heat_value=str(heat), heat_kwh=str(totals["heat_delivered_kwh"]),
-        miner_kwh=str(totals["miner_kwh"]), net=str(net))
+        label=label, sats=int(totals["sats"]), btc_value=str(totals["btc_value"]),
+        heat_value=str(totals["heat_value"]), power_cost=str(totals["power_cost"]),
+        heat_kwh=str(totals["heat_delivered_kwh"]), miner_kwh=str(totals["miner_kwh"]),
+        net=str(totals["net"]))
 
 
 class LedgerRevenue:

@@ -144,14 +144,15 @@ class HistoryOut(_Out):
 
 class RevenuePeriod(_Out):
     label: str
-    fiat: str = Field(description="Grid services paid minus what the miners' power cost "
-                                  "(grid import, forgone export, battery); usually negative")
     sats: int = Field(description="Expected sats earned (after pool fee)")
-    btc_value: str = Field(description="The sats' value in the site currency")
-    heat_value: str = Field(description="The backup heating the miners' heat displaced")
+    btc_value: str = Field(description="+ the sats' value in the site currency")
+    heat_value: str = Field(description="+ the backup heating the miners' heat displaced")
+    power_cost: str = Field(description="+ what the miners' power cost (grid import, forgone "
+                                        "export, battery) less grid-service pay; negative: "
+                                        "the site gained on power")
     heat_kwh: str
     miner_kwh: str
-    net: str = Field(description="fiat + btc_value + heat_value")
+    net: str = Field(description="btc_value + heat_value - power_cost")
 
 
 class RevenueOut(_Out):

@@ -24,6 +24,8 @@ from controller.bridge.topics import Topics
 from controller.config.models import Mode, SiteConfig
 
 ORIGIN_NAME = "hearth"
+MONEY_SENSORS = (("btc_value", "Bitcoin value today"), ("heat_value", "Heat value today"),
+                 ("power_cost", "Power cost today"), ("net", "Net today"))
 
 
 def _version() -> str:
@@ -78,11 +80,10 @@ def components(cfg: SiteConfig, topics: Topics, expire_s: int) -> dict[str, dict
                                    unit="°C", device_class="temperature",
                                    state_class="measurement", expire_s=expire_s)
     reset = "{{ value_json.day_start }}"
-    c["revenue_today"] = _sensor(topics, "today", "revenue", "Revenue today", unit=cur,
-                                 device_class="monetary", state_class="total",
-                                 expire_s=expire_s, last_reset_value_template=reset)
-    c["heat_value_today"] = _sensor(topics, "today", "heat_value", "Heat value today",
-                                    unit=cur, device_class="monetary", state_class="total",
+    # The four money words (docs/ledger.md), one sensor each: net = btc + heat - power cost.
+    for key, name in MONEY_SENSORS:
+        c[f"{key}_today"] = _sensor(topics, "today", key, name, unit=cur,
+                                    device_class="monetary", state_class="total",
                                     expire_s=expire_s, last_reset_value_template=reset)
     c["sats_today"] = _sensor(topics, "today", "sats", "Sats today", unit="sat",
                               state_class="total_increasing", expire_s=expire_s,

@@ -36,13 +36,16 @@ class MinerStatus:
 
 @dataclass(frozen=True)
 class Today:
-    """Today's accounting from the ledger (local day of the site)."""
+    """Today's accounting from the ledger (local day of the site), in the four money words
+    of docs/ledger.md: net = btc_value + heat_value - power_cost, all in the site currency."""
 
     day_start: datetime  # aware; HA resets its 'total' sensors when this changes
-    revenue: Decimal  # fiat, site currency: BTC earned + heat value + avoided cost
+    btc_value: Decimal  # + the expected sats' value (after pool fee)
+    heat_value: Decimal  # + the backup heating the miners' heat displaced
+    power_cost: Decimal  # + what their power cost (grid, forgone export, battery) - DR pay
+    net: Decimal  # btc_value + heat_value - power_cost
     sats: int
     heat_kwh: float
-    heat_value: Decimal
     miner_energy_kwh: float
 
 
@@ -160,10 +163,10 @@ def state_payloads(s: StateSnapshot, cfg: SiteConfig) -> dict[str, dict[str, Any
         out["today"] = {
             "day_start": t.day_start.isoformat(),
             "currency": cfg.site.currency,
-            "revenue": str(t.revenue.quantize(Decimal("0.0001"))),
+            **{k: str(getattr(t, k).quantize(Decimal("0.0001")))
+               for k in ("btc_value", "heat_value", "power_cost", "net")},
             "sats": int(t.sats),
             "heat_kwh": _r(t.heat_kwh, 3),
-            "heat_value": str(t.heat_value.quantize(Decimal("0.0001"))),
             "miner_energy_kwh": _r(t.miner_energy_kwh, 3),
         }
     for mc in cfg.miners:

@@ -72,7 +72,10 @@ def site_summary(row: dict[str, Any], now_s: float, stale_s: float,
         "flex_shed_w": round(v.shed_w(now_s, stale_s)),
         "flex_add_w": round(v.add_w(now_s, stale_s)),
         "dr_cap_w": v.control.get("dr_cap_w"), "mode": v.control.get("mode"),
-        "today": {k: today.get(k) for k in ("currency", "revenue", "heat_value", "sats")}
+        # The site's state/today (docs/mqtt.md): net = btc_value + heat_value - power_cost.
+        # A site from before that vocabulary sends only `revenue` (its BTC + heat value).
+        "today": {k: today.get(k) for k in ("currency", "btc_value", "heat_value",
+                                            "power_cost", "net", "sats", "revenue")}
         if today else None,
         "alarms": alarms, "hmi_url": v.info.get("hmi_url"),
     }

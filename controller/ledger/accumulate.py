@@ -28,6 +28,7 @@ Rules (docs/ledger.md explains them with an example):
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, localcontext
@@ -314,12 +315,18 @@ def dr_events_text(events: set[str]) -> str:
     return text
 
 
-def net_of(row: dict[str, Any]) -> Decimal:
-    """Net = BTC + heat + grid services - grid cost - forgone export - battery cost."""
-    gains = row["btc_value"] + row["heat_value"] + row["availability_pay"] + \
-        row["activation_pay"]
-    costs = row["grid_cost"] + row["forgone_export"] + row["battery_cost"]
-    result: Decimal = gains - costs
+def power_cost_of(row: Mapping[str, Any]) -> Decimal:
+    """What the miners' power cost: grid cost + forgone export + battery cost - grid-service
+    payments (for the miners' flexibility). Positive = a cost; negative = the site came out
+    ahead on power (negative prices, DR payments). One of the four money words (docs/ledger.md)."""
+    result: Decimal = (row["grid_cost"] + row["forgone_export"] + row["battery_cost"]
+                       - row["availability_pay"] - row["activation_pay"])
+    return result
+
+
+def net_of(row: Mapping[str, Any]) -> Decimal:
+    """Net = BTC value + heat value - power cost (grid services are inside power cost)."""
+    result: Decimal = row["btc_value"] + row["heat_value"] - power_cost_of(row)
     return result
 
 

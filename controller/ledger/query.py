@@ -25,7 +25,13 @@ from sqlalchemy.exc import IntegrityError
 from controller.economics.money import Money, micro
 from controller.economics.payouts import Payout, PayoutComparison
 from controller.errors import InputError, Problem
-from controller.ledger.accumulate import ENERGY_FIELDS, MONEY_FIELDS, net_of, value_per_kwh
+from controller.ledger.accumulate import (
+    ENERGY_FIELDS,
+    MONEY_FIELDS,
+    net_of,
+    power_cost_of,
+    value_per_kwh,
+)
 from controller.ledger.db import make_engine, migrate
 from controller.ledger.tables import (
     INTERVAL_VALUE_COLUMNS,
@@ -70,11 +76,17 @@ class Totals:
         """Realised (BTC + heat) per kWh of miner energy: the break-even import price."""
         return value_per_kwh(dict(self.sums))
 
+    @property
+    def power_cost(self) -> Decimal:
+        """What the miners' power cost, less grid-service pay (net = btc + heat - this)."""
+        return power_cost_of(self.sums)
+
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"intervals": self.intervals, "currency": self.currency,
                                "sats": self.sats}
         for k, v in self.sums.items():
             out[k] = v if isinstance(v, int) else str(v)
+        out["power_cost"] = str(self.power_cost)
         vpk = self.value_per_kwh
         out["value_per_kwh"] = None if vpk is None else str(vpk)
         return out

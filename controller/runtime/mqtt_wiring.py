@@ -173,10 +173,12 @@ class LedgerToday:
             t = led.totals(d0, d1)
             return Today(
                 day_start=datetime.fromtimestamp(d0, led.tz),
-                revenue=t["btc_value"] + t["heat_value"],
+                btc_value=t["btc_value"],
+                heat_value=t["heat_value"],
+                power_cost=t.power_cost,
+                net=t["net"],
                 sats=t.sats,
                 heat_kwh=float(t["heat_delivered_kwh"]),
-                heat_value=t["heat_value"],
                 miner_energy_kwh=float(t["miner_kwh"]),
             )
         finally:

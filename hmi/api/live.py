@@ -48,7 +48,8 @@ async def history(request: Request, _: Viewer,
 
 
 @router.get("/revenue", response_model=RevenueOut,
-            summary="Today and this month: fiat, sats, heat (from the ledger)")
+            summary="Today and this month: btc_value, heat_value, power_cost, net, sats "
+                    "(from the ledger)")
 def revenue(request: Request, _: Viewer) -> Any:
     ctx = ctx_of(request)
     return ctx.ledger.summary(ctx.now_s())

@@ -318,8 +318,8 @@ function periodBox(title, p, currency) {
                                         el("small", { text: `worth ${fmtMoney(p.btc_value, currency)}` })),
       el("dt", { text: "Heat" }), el("dd", {}, fmtMoney(p.heat_value, currency),
                                      el("small", { text: `${Number(p.heat_kwh).toFixed(1)} kWh` })),
-      el("dt", { text: "Power" }), el("dd", {}, fmtMoney(p.fiat, currency, true),
-                                      el("small", { text: "grid & solar used" }))));
+      el("dt", { text: "Power cost" }), el("dd", {}, fmtMoney(p.power_cost, currency),
+                                           el("small", { text: "grid & solar used" }))));
 }
 
 function renderMoney(r) {
@@ -330,7 +330,7 @@ function renderMoney(r) {
     return;
   }
   box.append(periodBox("Today", r.today, r.currency), periodBox("This month", r.month, r.currency),
-             el("p", { class: "note", text: "Total = Bitcoin + heat − power used" }));
+             el("p", { class: "note", text: "Total = Bitcoin + heat − power cost" }));
 }
 
 async function loadRevenue() {
@@ -353,7 +353,7 @@ const CW = 1000;
 const CH = 300;
 const CHARTS = {
   day: { title: "Last 24 hours", legend: [["pv", "Solar"], ["load", "House"], ["miners", "Miners"], ["price", "Grid price"]] },
-  money: { title: "Money per day", legend: [["btc", "Bitcoin"], ["heat", "Heat"], ["cost", "Power used"], ["net", "Total"]] },
+  money: { title: "Money per day", legend: [["btc", "Bitcoin"], ["heat", "Heat"], ["cost", "Power cost"], ["net", "Total"]] },
   solar: { title: "Solar surplus per day", legend: [["captured", "Taken by the miners"], ["exported", "Sent to the grid"]] },
 };
 
@@ -519,11 +519,13 @@ function dayWords(d) {
                                               month: "short" }).format(new Date(Date.UTC(y, m - 1, dd)));
 }
 
+// The ledger's money words (docs/ledger.md): net = btc_value + heat_value − power_cost.
+// `cost` is drawn below the axis, so it is the power cost negated.
 function moneyOf(r) {
   const btc = Number(r.btc_value);
   const heat = Number(r.heat_value);
   const net = Number(r.net);
-  return { btc, heat, net, cost: net - btc - heat };
+  return { btc, heat, net, cost: -Number(r.power_cost) };
 }
 
 function renderDays() {
@@ -608,7 +610,7 @@ function readoutText(item) {
   const when = day === view.days.today ? "Today" : dayWords(day);
   if (view.chart === "money") {
     return `${when} · Bitcoin ${fmtMoney(String(v.btc), cur)} · Heat ${fmtMoney(String(v.heat), cur)}`
-      + ` · Power ${fmtMoney(String(v.cost), cur, true)} · Total ${fmtMoney(String(v.net), cur, true)}`;
+      + ` · Power cost ${fmtMoney(String(-v.cost), cur)} · Total ${fmtMoney(String(v.net), cur, true)}`;
   }
   return `${when} · Taken by the miners ${v.captured.toFixed(1)} kWh · Sent to the grid ${v.exported.toFixed(1)} kWh`;
 }

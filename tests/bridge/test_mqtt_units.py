@@ -321,8 +321,9 @@ def test_snapshot_from_a_control_tick_and_its_payloads() -> None:
     )
     c = Commands((MinerCommand("s9", True, 1250.0), MinerCommand("bitaxe-1", False, 0.0)),
                  1250.0, "grid", "grid", (Trip("dr_cap", "cap"),))
-    today = Today(datetime(2026, 5, 1, tzinfo=UTC), Decimal("1.234567"), 1234, 5.5,
-                  Decimal("0.61"), 6.0)
+    today = Today(datetime(2026, 5, 1, tzinfo=UTC), btc_value=Decimal("1.234567"),
+                  heat_value=Decimal("0.61"), power_cost=Decimal("0.50005"),
+                  net=Decimal("1.344517"), sats=1234, heat_kwh=5.5, miner_energy_kwh=6.0)
     snap = StateSnapshot.from_tick(m, c, today=today, paused=False, dr_cap_w=2000)
     p = state_payloads(snap, HOUSE)
     assert p["power"] == {"grid_power_w": -1234.0, "pv_power_w": 5000.0, "miner_power_w": 1200.0,
@@ -333,7 +334,10 @@ def test_snapshot_from_a_control_tick_and_its_payloads() -> None:
     assert p["miners/bitaxe-1"]["state"] == "unknown"  # commanded, never read back
     assert p["miners/bitaxe-2"]["power_w"] is None  # unknown, not 0
     assert p["control"]["trips"] == ["dr_cap"] and p["control"]["dr_cap_w"] == 2000
-    assert p["today"]["revenue"] == "1.2346" and p["today"]["sats"] == 1234
+    assert p["today"]["btc_value"] == "1.2346" and p["today"]["sats"] == 1234
+    assert (p["today"]["heat_value"], p["today"]["power_cost"], p["today"]["net"]) == (
+        "0.6100", "0.5000", "1.3445")  # half to even
+    assert "revenue" not in p["today"]  # one meaning per word: it was the BTC value alone
     assert p["today"]["currency"] == "EUR"
     # Energy balances: pv + grid = house + miners + battery.
     pw = p["power"]
@@ -359,8 +363,14 @@ def test_discovery_payload_is_what_home_assistant_accepts() -> None:
     assert cmps["grid_power_w"]["device_class"] == "power"
     assert cmps["grid_power_w"]["state_class"] == "measurement"
     assert cmps["tank_temp_c"]["state_class"] == "measurement"
-    assert cmps["revenue_today"]["state_class"] == "total"
-    assert cmps["revenue_today"]["unit_of_measurement"] == "EUR"
+    assert "revenue_today" not in cmps
+    for money in ("btc_value_today", "heat_value_today", "power_cost_today", "net_today"):
+        assert cmps[money]["device_class"] == "monetary"
+        assert cmps[money]["state_class"] == "total"
+        assert cmps[money]["unit_of_measurement"] == "EUR"
+        assert cmps[money]["last_reset_value_template"] == "{{ value_json.day_start }}"
+        key = money.removesuffix("_today")
+        assert cmps[money]["value_template"] == f"{{{{ value_json.{key} }}}}"
     for energy in ("miner_energy_today", "heat_energy_today"):
         assert cmps[energy]["device_class"] == "energy"
         assert cmps[energy]["state_class"] == "total_increasing"
@@ -436,15 +446,15 @@ def test_the_checker_catches_what_home_assistant_would_reject() -> None:
     topics = Topics(HOUSE.site.id)
     payload = device_payload(HOUSE, topics, 300)
     payload["cmps"]["grid_power_w"]["state_class"] = "total_increasing"
-    payload["cmps"]["revenue_today"]["state_class"] = "measurement"
+    payload["cmps"]["net_today"]["state_class"] = "measurement"
     payload["cmps"]["tank_temp_c"]["unit_of_measurement"] = "C"
     del payload["cmps"]["mode"]["options"]
     del payload["o"]
     problems = ha_discovery_problems(topics.discovery_topic("x"), payload)
     expected = ["root: missing o", "o: missing name",
                 "cmps.grid_power_w: state_class total_increasing not allowed with power",
-                "cmps.revenue_today: state_class measurement not allowed with monetary",
-                "cmps.revenue_today: last_reset_value_template needs state_class total",
+                "cmps.net_today: state_class measurement not allowed with monetary",
+                "cmps.net_today: last_reset_value_template needs state_class total",
                 "cmps.tank_temp_c: unit 'C' not valid for device_class temperature",
                 "cmps.mode: select requires options"]
     assert len(problems) == len(expected), problems

@@ -45,8 +45,9 @@ def fill(url: str) -> Any:
                                            "miner_power_w": 900, "_at_s": now},
                                  "miners/s9": {"power_w": 900, "state": "running"},
                                  "control": {"trips": ["tank_max"], "dr_cap_w": None},
-                                 "today": {"currency": "EUR", "revenue": "1.2345",
-                                           "heat_value": "0.5", "sats": 120}}),
+                                 "today": {"currency": "EUR", "btc_value": "1.2345",
+                                           "heat_value": "0.5", "power_cost": "0.3",
+                                           "net": "1.4345", "sats": 120}}),
             store.SiteUpdate("beta", availability="offline", last_seen_s=now - 600,
                              state={"power": {"miner_power_w": 1400, "_at_s": now - 600}}),
         ])

@@ -117,8 +117,9 @@ async def test_revenue_comes_from_the_ledger(tmp_path: Path) -> None:
         today = r["today"]
         assert today["sats"] == snap["today"]["sats"] > 0
         assert Decimal(today["net"]) == Decimal(snap["today"]["net"])
-        assert Decimal(today["fiat"]) + Decimal(today["btc_value"]) + \
-            Decimal(today["heat_value"]) == Decimal(today["net"])
+        assert Decimal(today["btc_value"]) + Decimal(today["heat_value"]) - \
+            Decimal(today["power_cost"]) == Decimal(today["net"])
+        assert today["power_cost"] == snap["today"]["power_cost"]
         assert Decimal(today["heat_value"]) > 0
 
 

@@ -35,7 +35,10 @@ function siteRow(s) {
   cell(tr, kw(s.miner_power_w));
   cell(tr, kw(s.flex_shed_w));
   cell(tr, kw(s.flex_add_w));
-  cell(tr, s.today ? `${s.today.revenue} ${s.today.currency}` : "–");
+  // net (docs/mqtt.md); an older site sends only `revenue`, its BTC + heat value.
+  const t = s.today;
+  cell(tr, !t ? "–" : t.net != null ? `${t.net} ${t.currency} net`
+    : t.revenue != null ? `${t.revenue} ${t.currency} (BTC + heat)` : "–");
   cell(tr, s.alarms.join("; "), "text alarm");
   return tr;
 }

@@ -176,6 +176,26 @@ def test_a_running_miner_is_not_swapped_for_a_few_more_watts() -> None:
     assert t["s19"] >= 1500 and sum(t.values()) <= 2600 + 1e-6
 
 
+def test_two_inefficient_miners_give_way_to_an_idle_efficient_one_absorbing_as_much() -> None:
+    """Two S9s (84 J/TH) take 2500 W; the S19 (29 J/TH) could take it all alone, with three
+    times their hash rate. Same capture, so efficiency decides, start penalty included:
+    the S19 starts and the S9s stop (after their minimum on-time)."""
+    s19 = _miner("s19", 1500, 3300, 29, restart_s=120)
+    s9a = _miner("s9a", 600, 1400, 84, restart_s=90)
+    s9b = _miner("s9b", 600, 1400, 84, restart_s=90)
+    a = _alloc(s19, s9a, s9b)
+    for name in ("s9a", "s9b"):  # the S9s have run since t=0
+        a.state[name].running, a.state[name].switched_at_s = True, 0.0
+    assert set(_targets(a, _b(2500), 100)) == {"s9a", "s9b"}  # their minimum on-time
+    assert _targets(a, _b(2500), 400) == {"s19": 2500}
+    # Equal efficiency: captured watts and the start penalty alone decide (no swap).
+    b = _alloc(_miner("big", 1500, 3300, 84, restart_s=120),
+               _miner("s9a", 600, 1400, 84), _miner("s9b", 600, 1400, 84))
+    for name in ("s9a", "s9b"):
+        b.state[name].running, b.state[name].switched_at_s = True, 0.0
+    assert set(_targets(b, _b(2500), 400)) == {"s9a", "s9b"}
+
+
 def test_a_start_never_goes_into_import_but_a_running_set_rides_a_dip() -> None:
     a = _alloc(_miner("m", 600, 1400, 80, min_on_s=0, min_off_s=0), delay=60)
     assert _targets(a, _b(640), 0) == {}  # 600 + 50 W hysteresis does not fit in 640

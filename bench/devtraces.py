@@ -39,7 +39,9 @@ def to_one_minute(tr: Trace) -> Trace:
         time_s=t, pv_w=lin(tr.pv_w), load_w=hold(tr.load_w),
         heat_demand_w=hold(tr.heat_demand_w), outdoor_c=lin(tr.outdoor_c),
         import_price=hold(tr.import_price), export_price=hold(tr.export_price),
-        hashprice=hold(tr.hashprice), dr_limit_w=hold(tr.dr_limit_w), step_s=60.0,
+        hashprice=hold(tr.hashprice), dr_limit_w=hold(tr.dr_limit_w),
+        hashvalue_sats_per_th_day=hold(tr.hashvalue_sats_per_th_day),
+        btc_price=hold(tr.btc_price), step_s=60.0,
         source=f"{tr.source} (1-min interpolation)",
     )
 

@@ -35,7 +35,7 @@ from controller.control.controller import Controller  # noqa: E402
 from controller.control.types import Measurements  # noqa: E402
 from controller.sim.report import summarize  # noqa: E402
 from controller.sim.runner import simulate  # noqa: E402
-from controller.trace.reader import Trace, read_trace  # noqa: E402
+from controller.trace.reader import NUMBER_COLUMNS, Trace, read_trace  # noqa: E402
 from hil.plant import Plant  # noqa: E402
 
 SITE = ROOT / "hil" / "sites" / "house-10kwp.toml"
@@ -92,9 +92,7 @@ def main() -> int:
     year = to_one_minute(year15)
     if args.quick:
         year = Trace(**{**year.__dict__, **{
-            k: getattr(year, k)[: 31 * 1440] for k in (
-                "time_s", "pv_w", "load_w", "heat_demand_w", "outdoor_c", "import_price",
-                "export_price", "hashprice", "dr_limit_w")}})
+            k: getattr(year, k)[: 31 * 1440] for k in ("time_s", *NUMBER_COLUMNS)}})
     n = len(year.time_s)
     print(f"machine: {platform.machine()}, Python {platform.python_version()}, "
           f"{n:,} one-minute steps ({n / 1440:.0f} days) from {YEAR.name} "

@@ -35,8 +35,7 @@ from typing import Any
 from controller.config.load import parse_site
 from controller.config.models import SiteConfig
 from controller.control.types import Commands, MinerReading, Reading
-from controller.economics.hashprice import BtcTerms, GivenHashprice, network_terms
-from controller.economics.money import dec
+from controller.economics.hashprice import BtcTerms, RowTerms
 from controller.ledger.accumulate import Sample, split_miner_power
 from controller.ledger.writer import LedgerWriter, economics_from_site, site_info
 from controller.runtime.service import Clock, Service
@@ -85,9 +84,7 @@ class DemoPlant:
         self.writer = writer
         self.dt = trace.step_s
         self.day0 = trace.time_s[0]
-        b = cfg.bitcoin
-        self._terms = network_terms(b.network_difficulty, b.block_subsidy_btc,
-                                    b.fees_per_block_btc, b.btc_price, b.pool_fee_pct)
+        self._terms = RowTerms(cfg.bitcoin)
         self.meter_alive = True
         self._last: dict[str, Reading | None] = {}
 
@@ -117,11 +114,9 @@ class DemoPlant:
         return {mm.cfg.name: mm.reading(self.clock.monotonic()) for mm in self.plant.miners}
 
     def _btc(self) -> BtcTerms:
-        hp = self._col("hashprice", math.nan)
-        if math.isnan(hp):
-            return self._terms
-        b = self.cfg.bitcoin
-        return GivenHashprice(dec(hp), b.btc_price, dec(b.pool_fee_pct))
+        """The row's bitcoin terms, resolved as the simulator and the ledger do."""
+        return self._terms(self._col("hashvalue_sats_per_th_day", math.nan),
+                           self._col("btc_price", math.nan), self._col("hashprice", math.nan))
 
     def step(self, commands: Commands) -> None:
         """The plant over one trace step under the tick's commands; the ledger takes it."""

@@ -330,7 +330,8 @@ class TariffSection(Strict):
 
 
 class BitcoinSection(Strict):
-    """Hashprice defaults: expected sats = hashes / (difficulty * 2^32) * (subsidy + fees)."""
+    """The static bitcoin terms: what applies when neither the trace's columns nor a feed
+    say newer (controller/economics/hashprice.py computes with them)."""
 
     network_difficulty: Annotated[float, Field(gt=0)] = 1.1e14
     block_subsidy_btc: Annotated[Decimal, Field(ge=0, strict=False)] = Decimal("3.125")
@@ -343,12 +344,6 @@ class BitcoinSection(Strict):
         default=MarketFeedSection(),
         description="Live terms from the mempool.space API; these are the fallback",
     )
-
-    def sats_per_th_per_s(self) -> float:
-        """Expected sats per second for 1 TH/s of hash rate, after pool fee."""
-        reward_sats = float((self.block_subsidy_btc + self.fees_per_block_btc) * 100_000_000)
-        after_fee = 1 - self.pool_fee_pct / 100
-        return 1e12 / (self.network_difficulty * 2**32) * reward_sats * after_fee
 
 
 class BackupHeatSection(Strict):

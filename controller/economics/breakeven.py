@@ -15,14 +15,12 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
-from controller.economics.hashprice import BtcTerms
+from controller.economics.hashprice import J_PER_KWH, BtcTerms
 from controller.economics.heat import HeatValuation
 from controller.economics.money import micro
 
 if TYPE_CHECKING:  # the config imports the economics' tariff models; no cycle at runtime
     from controller.config.models import SiteConfig
-
-J_PER_KWH = 3_600_000
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,15 @@ Three ways to get there, all behind `BtcTerms`:
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
 
 from controller.economics.money import dec, micro
 
@@ -37,6 +42,7 @@ SATS_PER_BTC = 100_000_000
 TWO_32 = 2**32
 DAY_S = 86_400
 TH = 10**12
+J_PER_KWH = 3_600_000
 
 
 def expected_sats(hashes: int | Fraction, difficulty: Decimal | Fraction,
@@ -152,3 +158,92 @@ def config_terms(b: BitcoinSection) -> NetworkTerms:
     """The site file's static `[bitcoin]` terms (what applies when nothing newer is known)."""
     return network_terms(b.network_difficulty, b.block_subsidy_btc, b.fees_per_block_btc,
                          b.btc_price, b.pool_fee_pct)
+
+
+# -- per row of a trace ----------------------------------------------------------------------
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class TermsSeries:
+    """Per row of a trace: expected sats per terahash (after pool fee) and the BTC price.
+
+    The float twin of `row_terms` (same resolution, same formula): for a year of steps in
+    the simulator, the plan, the bound and the quality figures. Money that is booked goes
+    through the exact `BtcTerms` instead.
+    """
+
+    sats_per_th: FloatArray  # expected sats per terahash, after pool fee
+    btc_price: FloatArray  # site currency per BTC
+
+    @property
+    def value_per_th(self) -> FloatArray:
+        """Site currency per terahash: sats x the interval's BTC price."""
+        return self.sats_per_th * self.btc_price / SATS_PER_BTC
+
+    def value_per_kwh(self, j_per_th: float) -> FloatArray:
+        """Site currency per kWh through a miner at `j_per_th` (3.6e6 / j_per_th TH a kWh),
+        as `breakeven.marginal_value_per_kwh` says exactly."""
+        return self.value_per_th * (J_PER_KWH / j_per_th)
+
+
+def terms_series(b: BitcoinSection, hashvalue_sats_per_th_day: npt.ArrayLike,
+                 btc_price: npt.ArrayLike, hashprice: npt.ArrayLike) -> TermsSeries:
+    """Resolve a trace's bitcoin columns (NaN = not given) row by row:
+
+    - the BTC price: `btc_price`, else `[bitcoin].btc_price`;
+    - the hashvalue: `hashvalue_sats_per_th_day`, else `hashprice` / that BTC price,
+      else `[bitcoin]`'s network terms (difficulty, subsidy + fees);
+    - after `[bitcoin].pool_fee_pct`.
+    """
+    base = config_terms(b)
+    keep = 1.0 - float(b.pool_fee_pct) / 100.0
+    price = np.asarray(btc_price, dtype=np.float64)
+    price = np.where(np.isfinite(price), price, float(b.btc_price))
+    hv = np.asarray(hashvalue_sats_per_th_day, dtype=np.float64)
+    hp = np.asarray(hashprice, dtype=np.float64)
+    from_hp = hp / price * SATS_PER_BTC
+    hv = np.where(np.isfinite(hv), hv,
+                  np.where(np.isfinite(from_hp), from_hp,
+                           float(base.hashvalue_sats_per_th_day())))
+    return TermsSeries(hv * keep / DAY_S, price)
+
+
+class RowTerms:
+    """The exact `BtcTerms` of a trace row, resolved as `terms_series` does; one object per
+    distinct row (a year has a few hundred), so the controller sees the same object while
+    the terms do not change."""
+
+    def __init__(self, b: BitcoinSection) -> None:
+        self.base = config_terms(b)
+        self.fee = self.base.pool_fee_pct
+        self._cache: dict[tuple[float, float, float], BtcTerms] = {}
+
+    def __call__(self, hashvalue_sats_per_th_day: float, btc_price: float,
+                 hashprice: float) -> BtcTerms:
+        # NaN != NaN: a NaN key would miss every time (and grow the cache by a row).
+        key = (-1.0 if hashvalue_sats_per_th_day != hashvalue_sats_per_th_day
+               else hashvalue_sats_per_th_day,
+               -1.0 if btc_price != btc_price else btc_price,
+               -1.0 if hashprice != hashprice else hashprice)
+        t = self._cache.get(key)
+        if t is None:
+            t = self._cache[key] = self._make(hashvalue_sats_per_th_day, btc_price, hashprice)
+        return t
+
+    def _make(self, hv: float, price: float, hp: float) -> BtcTerms:
+        btc = self.base.btc_price if math.isnan(price) else dec(price)
+        if not math.isnan(hv):
+            return Hashvalue(dec(hv), btc, self.fee)
+        if not math.isnan(hp):
+            return GivenHashprice(dec(hp), btc, self.fee)
+        if math.isnan(price):
+            return self.base
+        return dataclasses.replace(self.base, btc_price=btc)
+
+    def is_static(self, hashvalue_sats_per_th_day: FloatArray, btc_price: FloatArray,
+                  hashprice: FloatArray) -> bool:
+        """True when no row gives any bitcoin column (every row takes `[bitcoin]`)."""
+        return not (np.isfinite(hashvalue_sats_per_th_day).any()
+                    or np.isfinite(btc_price).any() or np.isfinite(hashprice).any())

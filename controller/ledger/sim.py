@@ -2,8 +2,9 @@
 the live controller uses, so a simulated year can be reported like a real one.
 
 Each timeline row is one sample. Prices come from the trace (or a `Tariff` given
-instead); Bitcoin terms from the trace's `hashprice` column when it has one (with the
-site's BTC price and pool fee), else from the site's `[bitcoin]` section; a row with a
+instead); Bitcoin terms from the trace's `hashvalue_sats_per_th_day`, `btc_price` and
+`hashprice` columns where it has them, resolved as the controller does
+(`economics.hashprice.RowTerms`), else from the site's `[bitcoin]` section; a row with a
 `dr_limit_w` is under a "reduce" request.
 
 Writing resumes: rows the database already has are skipped, so a run that was killed can
@@ -22,7 +23,7 @@ from decimal import Decimal
 import numpy as np
 
 from controller.config.models import SiteConfig
-from controller.economics.hashprice import BtcTerms, GivenHashprice, network_terms
+from controller.economics.hashprice import RowTerms
 from controller.economics.money import dec
 from controller.economics.tariffs import Tariff
 from controller.ledger.accumulate import Sample
@@ -50,12 +51,7 @@ class _Terms:
     """Decimal prices and Bitcoin terms of trace values, cached (a year has few distinct)."""
 
     def __init__(self, result_cfg: SiteConfig) -> None:
-        b = result_cfg.bitcoin
-        self.b = b
-        self.base = network_terms(b.network_difficulty, b.block_subsidy_btc,
-                                  b.fees_per_block_btc, b.btc_price, b.pool_fee_pct)
-        self.fee = dec(b.pool_fee_pct)
-        self._terms: dict[float, BtcTerms] = {}
+        self.terms = RowTerms(result_cfg.bitcoin)
         self._prices: dict[float, Decimal] = {}
 
     def price(self, x: float) -> Decimal:
@@ -63,14 +59,6 @@ class _Terms:
         if d is None:
             d = self._prices[x] = dec(x)
         return d
-
-    def terms(self, hp: float) -> BtcTerms:
-        if math.isnan(hp):
-            return self.base
-        t = self._terms.get(hp)
-        if t is None:
-            t = self._terms[hp] = GivenHashprice(dec(hp), self.b.btc_price, self.fee)
-        return t
 
 
 _NAMES = ("pv_w", "load_w", "grid_w", "battery_w", "miner_w", "miner_from_pv_w",
@@ -86,6 +74,8 @@ def _block_samples(b: Block, cache: _Terms, tariff: Tariff | None, start: int = 
     cols = [c[k][start:].tolist() for k in _NAMES]
     th = (c["hashrate_ths"][start:] * dt).tolist()
     hps = tr.hashprice[start:].tolist()
+    hvs = tr.hashvalue_sats_per_th_day[start:].tolist()
+    btcs = tr.btc_price[start:].tolist()
     dr = np.isfinite(tr.dr_limit_w[start:]).tolist()
     price, terms = cache.price, cache.terms
     for i, t in enumerate(tr.time_s[start:].tolist()):
@@ -96,7 +86,8 @@ def _block_samples(b: Block, cache: _Terms, tariff: Tariff | None, start: int = 
         else:
             imp, exp = tariff.prices_at(t)
         yield Sample(t, dt, pv, load, grid, bat, miner, fpv, fbat, fgrid, hin, hout, backup,
-                     th[i], imp, exp, terms(hps[i]), "reduce" if dr[i] else "", soc, tank)
+                     th[i], imp, exp, terms(hvs[i], btcs[i], hps[i]), "reduce" if dr[i] else "",
+                     soc, tank)
 
 
 def sim_samples(result: SimResult, tariff: Tariff | None = None,

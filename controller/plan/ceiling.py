@@ -784,7 +784,7 @@ def ceiling(cfg: SiteConfig, trace: Trace, window_steps: int | None = None,
     n = len(trace.time_s)
     sur = surplus_w(cfg, trace)
     net = np.asarray(trace.pv_w - trace.load_w, dtype=np.float64)
-    vth = value_per_th(cfg, trace.hashprice)
+    vth = value_per_th(cfg, trace)
     pre = max(_lags(f, dt) for f in facts)
     starts = window_starts(trace, cfg.site.longitude_deg, window_steps)
     bounds = [*starts[1:], n]

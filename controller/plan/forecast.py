@@ -78,7 +78,7 @@ class TraceForecast:
         self.heat = _resample(tr.heat_demand_w, k)
         self.imp = _resample(tr.import_price, k)
         self.exp = _resample(tr.export_price, k)
-        self.vth = _resample(value_per_th(self.cfg, tr.hashprice), k)
+        self.vth = _resample(value_per_th(self.cfg, tr), k)
         self.n = len(self.pv)
         self.day = round(86_400 / self.step_s)
         self.tz = ZoneInfo(self.cfg.site.timezone)

@@ -1,34 +1,41 @@
-"""What a terahash is worth, one definition for the sim report, the plan and the bound.
+"""What a terahash is worth per row of a trace, for the sim report, the plan, the bound and
+the quality figures: a thin view of `controller.economics.hashprice` (the one definition,
+issue 16), so they and the ledger agree.
 
-Per row: the trace's `hashprice` (gross, site currency per TH/s per day) after the pool
-fee, where the trace has one; else `[bitcoin]`'s network terms (difficulty, reward, BTC
-price, pool fee). Sats are that value at the configured BTC price, which is what the
-ledger does (`GivenHashprice`): so `sats_earned` and the ledger's sats agree.
+Per row: the trace's `hashvalue_sats_per_th_day` (else its `hashprice` / BTC price, else
+`[bitcoin]`'s network terms) after the pool fee, at the row's `btc_price` (else
+`[bitcoin].btc_price`).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from controller.config.models import SiteConfig
-from controller.economics.hashprice import network_terms
+from controller.economics.hashprice import TermsSeries, config_terms, terms_series
+
+if TYPE_CHECKING:
+    from controller.trace.reader import Trace
 
 FloatArray = npt.NDArray[np.float64]
 
 
 def network_value_per_th(cfg: SiteConfig) -> float:
     """Site currency per terahash from `[bitcoin]` (after pool fee)."""
-    b = cfg.bitcoin
-    return float(network_terms(b.network_difficulty, b.block_subsidy_btc, b.fees_per_block_btc,
-                               b.btc_price, b.pool_fee_pct).value_per_th_s())
+    return float(config_terms(cfg.bitcoin).value_per_th_s())
 
 
-def value_per_th(cfg: SiteConfig, hashprice: FloatArray) -> FloatArray:
-    """Per row: the hashprice (gross, per TH/s·day) after pool fee, else the config's."""
-    keep = 1.0 - cfg.bitcoin.pool_fee_pct / 100.0
-    out = np.asarray(hashprice, dtype=np.float64) * keep / 86_400.0
-    return np.where(np.isfinite(out), out, network_value_per_th(cfg))
+def trace_terms(cfg: SiteConfig, tr: Trace) -> TermsSeries:
+    """Per row of `tr`: sats per terahash (after pool fee) and the BTC price."""
+    return terms_series(cfg.bitcoin, tr.hashvalue_sats_per_th_day, tr.btc_price, tr.hashprice)
+
+
+def value_per_th(cfg: SiteConfig, tr: Trace) -> FloatArray:
+    """Per row of `tr`: site currency per terahash (after pool fee)."""
+    return trace_terms(cfg, tr).value_per_th
 
 
 def heat_cost_per_kwh(cfg: SiteConfig) -> float:

@@ -20,7 +20,7 @@ from decimal import Decimal
 
 from controller.config.models import SiteConfig
 from controller.economics.grid_service import Request
-from controller.economics.hashprice import network_terms
+from controller.economics.hashprice import config_terms
 from controller.ledger.accumulate import Sample
 from controller.ledger.writer import LedgerWriter, open_site_writer
 from controller.runtime.ports import TickRecord
@@ -46,9 +46,7 @@ class LedgerPublisher:
                  open_site_writer, max_queue: int = 3600, reopen_s: float = 10.0) -> None:
         self.cfg = cfg
         self.reopen_s = reopen_s
-        b = cfg.bitcoin
-        self.terms = network_terms(b.network_difficulty, b.block_subsidy_btc,
-                                   b.fees_per_block_btc, b.btc_price, b.pool_fee_pct)
+        self.terms = config_terms(cfg.bitcoin)  # until a feed or the snapshot says newer
         self.tick_s = cfg.control.tick_s
         self._q: queue.Queue[object] = queue.Queue(maxsize=max_queue)
         self._opener = opener

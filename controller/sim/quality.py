@@ -23,7 +23,7 @@ import numpy.typing as npt
 
 from controller.config.models import MinerConfig, SiteConfig
 from controller.miners.factory import held_at_min_w
-from controller.plan.value import value_per_th
+from controller.plan.value import trace_terms
 from controller.sim.runner import SimResult
 from controller.sim.stream import Block
 
@@ -44,13 +44,6 @@ def absorbable_w(surplus_w: FloatArray, miners: list[MinerConfig]) -> FloatArray
     return best
 
 
-def best_value_per_kwh(cfg: SiteConfig, hashprice: FloatArray) -> FloatArray:
-    """Per step: what a kWh earns through the site's most efficient miner (after pool
-    fee, at the trace's hashprice where given)."""
-    best_j_per_th = min(m.best_j_per_th for m in cfg.miners)
-    return value_per_th(cfg, hashprice) * 3.6e6 / best_j_per_th
-
-
 class QualitySums:
     """The running sums behind `quality`, fed block by block (a simulation consumer:
     `simulate(..., consumers=[q])` on a trace of any length)."""
@@ -63,6 +56,7 @@ class QualitySums:
         self.costly_miner = self.costly_grid = self.costly_decided = 0.0
         # Import no decision can avoid: the minimum of miners that cannot pause.
         self.held_w = held_at_min_w(cfg.miners)
+        self.best_j_per_th = min(m.best_j_per_th for m in cfg.miners)
 
     def block(self, b: Block) -> None:
         c = b.columns
@@ -73,7 +67,9 @@ class QualitySums:
         self.miner += float(np.sum(c["miner_w"]))
         grid = c["miner_from_grid_w"]
         self.grid += float(grid.sum())
-        costly = c["import_price"] > best_value_per_kwh(self.cfg, b.trace.hashprice)
+        # What a kWh earns through the best miner, at the step's bitcoin terms.
+        best_value = trace_terms(self.cfg, b.trace).value_per_kwh(self.best_j_per_th)
+        costly = c["import_price"] > best_value
         self.costly_miner += float(np.sum(c["miner_w"][costly]))
         self.costly_grid += float(np.sum(grid[costly]))
         decided = grid - np.minimum(grid, self.held_w)

@@ -48,10 +48,10 @@ def summarize(r: SimResult) -> dict[str, Any]:
     cfg, t, dt = r.cfg, r.totals, r.step_s
     n = t.steps
     minutes = dt / 60.0
-    # One definition with the ledger: value per TH from the trace's hashprice after pool
-    # fee (else [bitcoin]); sats = that value at the configured BTC price.
+    # One definition with the ledger (economics.hashprice): sats = TH x the step's
+    # hashvalue after pool fee; value = those sats at the step's BTC price.
     btc_value = t.btc_value * dt
-    sats = int(btc_value * 1e8 / float(cfg.bitcoin.btc_price))
+    sats = int(t.btc_sats * dt)
     heat_cost = heat_cost_per_kwh(cfg)
     import_cost = t.import_cost * dt / 3.6e6
     export_revenue = t.export_revenue * dt / 3.6e6

@@ -25,6 +25,7 @@ from controller.control.evcc import EvccController
 from controller.control.overrides import NO_OVERRIDES, Overrides
 from controller.control.threshold import ThresholdController
 from controller.control.types import Commands, Policy
+from controller.economics.hashprice import BtcTerms, RowTerms
 from controller.sim.stream import (
     BLOCK_ROWS,
     TIMELINE_COLUMNS,
@@ -254,6 +255,7 @@ class _Run:
         self.last_out: object = None
         self.prev_surplus: float | None = None
         self.prev_heat: float | None = None
+        self.row_terms = RowTerms(cfg.bitcoin)
 
     def _start(self, first: Trace) -> None:
         cfg, dt = self.cfg, first.step_s
@@ -287,6 +289,13 @@ class _Run:
         heat_arr = tr.heat_demand_w.tolist()
         imp_arr, exp_arr = tr.import_price.tolist(), tr.export_price.tolist()
         dr_arr, time_arr = tr.dr_limit_w.tolist(), tr.time_s.tolist()
+        # The bitcoin terms of each step (issue 16): None where the trace gives none (the
+        # controller's static `[bitcoin]`), else one object per distinct row.
+        row_terms = self.row_terms
+        hv, btc, hp = tr.hashvalue_sats_per_th_day, tr.btc_price, tr.hashprice
+        terms_arr: list[BtcTerms | None] = (
+            [None] * n if row_terms.is_static(hv, btc, hp) else
+            [row_terms(*k) for k in zip(hv.tolist(), btc.tolist(), hp.tolist(), strict=True)])
         nan = float("nan")
         flows: list[StepFlows] = []
         seen: list[tuple[float, float, float, float, float]] = []  # what the controller saw
@@ -298,7 +307,8 @@ class _Run:
             now, pv, load = time_arr[i], pv_arr[i], load_arr[i]
             dr = dr_arr[i]
             meas = plant.measure(now, pv, load, imp_arr[i], exp_arr[i],
-                                 None if dr != dr else dr)  # nan = no cap
+                                 None if dr != dr else dr,  # nan = no cap
+                                 btc_terms=terms_arr[i])
             if step_o is not None:
                 cmds: Commands = step_o(meas, now)
             else:

@@ -25,7 +25,8 @@ import numpy as np
 import numpy.typing as npt
 
 from controller.config.models import SiteConfig
-from controller.plan.value import value_per_th
+from controller.economics.hashprice import SATS_PER_BTC
+from controller.plan.value import trace_terms
 from controller.trace.reader import Trace
 
 FloatArray = npt.NDArray[np.float64]
@@ -146,6 +147,7 @@ class Totals:
         self.export = 0.0
         self.import_ = 0.0
         self.btc_value = 0.0  # currency·s/s: multiply by step_s
+        self.btc_sats = 0.0  # sats·s/s: multiply by step_s
         self.import_cost = 0.0  # W·currency/kWh per row: × step_s / 3.6e6
         self.export_revenue = 0.0
         self.tank_rows_above = 0
@@ -172,7 +174,10 @@ class Totals:
         exp = np.maximum(-grid, 0.0)
         self.import_ += float(np.nansum(imp))
         self.export += float(np.nansum(exp))
-        self.btc_value += float(np.sum(c["hashrate_ths"] * value_per_th(cfg, b.trace.hashprice)))
+        terms = trace_terms(cfg, b.trace)  # sats per TH and BTC price of each step
+        sats = c["hashrate_ths"] * terms.sats_per_th
+        self.btc_sats += float(np.sum(sats))
+        self.btc_value += float(np.sum(sats * terms.btc_price)) / SATS_PER_BTC
         self.import_cost += float(np.sum(imp * b.trace.import_price))
         self.export_revenue += float(np.sum(exp * b.trace.export_price))
         if cfg.tank is not None and len(b):

@@ -41,13 +41,19 @@ NUMBER_COLUMNS = (
     "export_price",
     "hashprice",
     "dr_limit_w",
+    "hashvalue_sats_per_th_day",
+    "btc_price",
 )
 KNOWN_COLUMNS = ("time", *NUMBER_COLUMNS)
-NON_NEGATIVE = frozenset({"pv_w", "load_w", "heat_demand_w", "dr_limit_w"})
+NON_NEGATIVE = frozenset({"pv_w", "load_w", "heat_demand_w", "dr_limit_w", "hashprice",
+                          "hashvalue_sats_per_th_day"})
+POSITIVE = frozenset({"btc_price"})
 EMPTY_IS_NAN = frozenset({"dr_limit_w"})
 """Columns where an empty cell is meaningful: no demand-response cap in that step."""
 MIN_STEP_S = 1.0
 MAX_PROBLEMS = 20
+_NOT_GIVEN: FloatArray = np.empty(0, dtype=np.float64)
+"""Default of the bitcoin arrays a caller may leave out: NaN (the site's `[bitcoin]`)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,9 +77,15 @@ class Trace:
     step_s: float
     source: str = "<trace>"
     columns: frozenset[str] = field(default_factory=frozenset)
+    # Bitcoin terms per row (issue 16); NaN (or left out) = the site's `[bitcoin]` terms.
+    hashvalue_sats_per_th_day: FloatArray = field(default_factory=lambda: _NOT_GIVEN)
+    btc_price: FloatArray = field(default_factory=lambda: _NOT_GIVEN)
 
     def __post_init__(self) -> None:
         n = len(self.time_s)
+        for name in ("hashvalue_sats_per_th_day", "btc_price"):
+            if getattr(self, name) is _NOT_GIVEN:
+                object.__setattr__(self, name, np.full(n, np.nan, dtype=np.float64))
         for name in ("time_s", *NUMBER_COLUMNS):
             arr = getattr(self, name)
             if not isinstance(arr, np.ndarray) or arr.dtype != np.float64 or arr.shape != (n,):
@@ -178,7 +190,8 @@ def read_trace(path: str | Path, cfg: SiteConfig) -> Trace:
     """Read a `.csv` or `.csv.gz` trace, validate it, and fill missing optional columns.
 
     Defaults: `heat_demand_w` 0, `outdoor_c` NaN (unknown), `import_price` and
-    `export_price` from `cfg.tariffs`, `hashprice` NaN (use the config's bitcoin section),
+    `export_price` from `cfg.tariffs`, `hashprice`, `hashvalue_sats_per_th_day` and
+    `btc_price` NaN (the config's bitcoin section; see `economics.hashprice.terms_series`),
     `dr_limit_w` NaN (no cap). Raises `InputError` listing every problem found.
     Holds the whole trace in memory; `iter_trace` streams it in chunks instead.
     """
@@ -386,6 +399,8 @@ class TraceChunks:
             export_price=given("export_price", float(cfg.tariffs.export_price_per_kwh)),
             hashprice=given("hashprice", nan),
             dr_limit_w=given("dr_limit_w", nan),
+            hashvalue_sats_per_th_day=given("hashvalue_sats_per_th_day", nan),
+            btc_price=given("btc_price", nan),
             step_s=tstate.step_us / 1e6,
             source=self.source,
             columns=frozenset(index),
@@ -600,5 +615,8 @@ def _parse_numbers(
         negative = values < 0
         for i in np.flatnonzero(negative)[: MAX_PROBLEMS + 1].tolist():
             problems.cell(line_no[i], col, name, f"must not be negative (is {values[i]:g})")
+    if name in POSITIVE:
+        for i in np.flatnonzero(values <= 0)[: MAX_PROBLEMS + 1].tolist():
+            problems.cell(line_no[i], col, name, f"must be above 0 (is {values[i]:g})")
     values[empty] = np.nan
     return values

@@ -28,6 +28,7 @@ from typing import NamedTuple
 
 from controller.config.models import Mode, SiteConfig
 from controller.control.types import Commands, Measurements, Reading
+from controller.economics.hashprice import BtcTerms
 from hil.plant.battery import BatteryModel
 from hil.plant.miners import MinerModel
 from hil.plant.tank import TankModel
@@ -93,6 +94,7 @@ class Plant:
         export_price_per_kwh: float | None = None,
         dr_limit_w: float | None = None,
         utc_s: float | None = None,
+        btc_terms: BtcTerms | None = None,
     ) -> Measurements:
         """Meter and miner readings at `now`; prices and DR cap are passed through as the
         signals of the same snapshot (they come from a feed, not from the plant). The
@@ -112,6 +114,7 @@ class Plant:
             export_price_per_kwh=export_price_per_kwh,
             dr_limit_w=dr_limit_w,
             utc_s=now_s if utc_s is None else utc_s,
+            btc_terms=btc_terms,
         )
 
     def step(

@@ -18,7 +18,7 @@ import simkit
 
 from controller.sim.report import summarize
 from controller.sim.runner import SimResult, simulate
-from controller.trace.reader import read_trace
+from controller.trace.reader import NUMBER_COLUMNS, read_trace
 
 SCALE = 0.3
 
@@ -29,9 +29,7 @@ def _winter(**control: Any) -> tuple[SimResult, dict[str, Any]]:
     cfg = simkit.parse_site(d)
     tr = read_trace(simkit.ROOT / "hil" / "traces" / "house-year.csv.gz", cfg)
     n = 59 * 96  # 1 January .. 28 February, 15-min steps
-    cut = {k: getattr(tr, k)[:n] for k in ("time_s", "pv_w", "load_w", "heat_demand_w",
-                                           "outdoor_c", "import_price", "export_price",
-                                           "hashprice", "dr_limit_w")}
+    cut = {k: getattr(tr, k)[:n] for k in ("time_s", *NUMBER_COLUMNS)}
     cut["heat_demand_w"] = cut["heat_demand_w"] * SCALE
     r = simulate(cfg, dataclasses.replace(tr, **cut), "hearth", progress=False)
     return r, summarize(r)

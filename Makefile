@@ -41,7 +41,9 @@ install: $(STAMP) system-deps $(FIRMWARE_NPM) $(A11Y_NPM)
 # socat (Modbus RTU over a pty pair), faketime (libfaketime: the HIL wall-clock step),
 # openssl (TLS test certificates), node + npm (MicroPython in WebAssembly for the firmware
 # tests), chromium + chromedriver (HMI tests), nats-server (the fleet tests start their own
-# 3-node MQTT cluster) and postgresql (the fleet tests start their own server with initdb).
+# 3-node MQTT cluster), postgresql (the fleet tests start their own server with initdb),
+# systemd (systemd-analyze verifies the unit) and rsync (the install test runs
+# deploy/install.sh into a throw-away root).
 system-deps:
 	@missing=""; \
 	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
@@ -54,6 +56,8 @@ system-deps:
 	[ -x /usr/bin/chromedriver ] || missing="$$missing chromium-driver"; \
 	command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || missing="$$missing nats-server"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
+	command -v rsync >/dev/null 2>&1 || missing="$$missing rsync"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

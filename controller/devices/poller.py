@@ -206,6 +206,13 @@ class DevicePoller:
             if delay > 0:
                 await asyncio.sleep(delay)
             ok = await self.poll_once()
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # Cancelled while a read was in flight, and the cancel got lost on the way
+                # (Python 3.11's asyncio.wait_for, which pymodbus uses, returns a reply that
+                # arrives in the same loop pass as the cancel): without this the poller
+                # sleeps on and `hearth run` never stops on SIGTERM.
+                raise asyncio.CancelledError
             now = self.clock()
             if ok:
                 next_at += self.cfg.period_s

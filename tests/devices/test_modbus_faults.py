@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import logging
 import time
+from typing import Any
 
 import pytest
 from modbus_testkit import VALUES, serve, tcp_device, wait_for
@@ -196,3 +197,45 @@ async def test_a_single_client_device_refuses_a_second_client() -> None:
         first.close()
         second.close()
         await emu.stop()
+
+
+async def test_a_poller_stops_even_when_a_read_swallows_its_cancel() -> None:
+    """Python 3.11's asyncio.wait_for (inside pymodbus) returns a reply that arrives in the
+    same loop pass as a cancel and drops the cancel: the poller must still stop. Seen as a
+    `hearth run` that ignored SIGTERM for 30 s after an RTU noise fault (HIL)."""
+    server = await serve("eastron-sdm630")
+    acq = Acquisition([tcp_device("meter", "eastron-sdm630", server.port or 0,
+                                  role="grid_meter", period_s=0.05, timeout_s=0.4)])
+    meter = acq.poller("meter")
+    real_read = meter._read
+    in_read = asyncio.Event()
+    swallowed = 0
+
+    async def read_as_wait_for_does(*args: Any) -> Any:
+        nonlocal swallowed
+        reply = asyncio.ensure_future(real_read(*args))
+        in_read.set()
+        try:
+            return await asyncio.shield(reply)
+        except asyncio.CancelledError:
+            swallowed += 1
+            return await reply  # the reply is in: returned, the cancel forgotten
+
+    meter._read = read_as_wait_for_does  # type: ignore[method-assign]
+    await acq.start()
+    task = acq._tasks[0]
+    try:
+        await wait_for(lambda: meter.state.polls >= 2)
+        in_read.clear()
+        await in_read.wait()  # the poller is inside a read now
+        stopping = asyncio.ensure_future(acq.stop())
+        done, _ = await asyncio.wait([stopping], timeout=3)
+        assert swallowed == 1
+        assert stopping in done, "the poller went on polling after its task was cancelled"
+    finally:
+        meter._read = real_read  # type: ignore[method-assign]
+        while not task.done():  # without the fix: cancel until a cancel lands in a sleep
+            task.cancel()
+            await asyncio.wait([task], timeout=0.2)
+        await acq.stop()
+        await server.stop()

@@ -133,6 +133,8 @@ async def test_rtu_meter_noise_and_battery_reserve_against_a_broken_policy(
     assert st["stale_to_zero"] == "passed" and st["recovery"] == "passed"
     assert _figs(rtu)["captured_from_surplus_wh"] > 1.0  # the meter steered the miners
     assert _figs(rtu)["trips"].get("stale_meter", 0) > 0
+    # It stops on SIGTERM (it once hung 30 s, until SIGKILL, after the noise).
+    assert _figs(rtu)["controller_exit_code"] == 0
     site = (tmp_path / "rtu-meter-noise-real" / "site.toml").read_text()
     assert 'transport = "rtu"' in site and "serial_port" in site
     # Battery near its reserve: the real policy stops the miners above it, the broken one

@@ -92,6 +92,8 @@ PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 # Two workers and one rig lane by default: the real-time rigs (a hearth run, emulators and a
 # broker each) must not starve one another on a 2-core machine; raise both where there are
 # more cores (TEST_WORKERS=6 HEARTH_RIG_LANES=3 make test).
+# Every test's wall and CPU time goes to out/test-times/ (tests/suite_timing.py):
+# `python bench/suite_time.py out/test-times/run` prints where the time went.
 TEST_WORKERS ?= 2
 HEARTH_RIG_LANES ?= 1
 export HEARTH_RIG_LANES
@@ -101,7 +103,9 @@ define run_pytest
 	if $(BIN)/python -c "import sqlalchemy as s; s.create_engine('$(PG_TEST_URL)').connect().close()" 2>/dev/null; \
 	then echo "PostgreSQL reachable: ledger tests run on it too"; export HEARTH_TEST_PG_URL=$(PG_TEST_URL); \
 	else echo "no PostgreSQL reachable: ledger tests on SQLite only"; fi; \
-	$(BIN)/pytest --basetemp=$$tmp/t $(1); rc=$$?; \
+	mkdir -p out/test-times && rm -f out/test-times/run.*.jsonl; \
+	HEARTH_TEST_TIMES=out/test-times/run $(BIN)/pytest --basetemp=$$tmp/t -p suite_timing $(1); \
+	rc=$$?; \
 	if [ $$rc = 0 ]; then rm -rf $$tmp; else echo "test files kept in $$tmp"; fi; exit $$rc
 endef
 

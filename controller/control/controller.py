@@ -89,6 +89,7 @@ class Controller:
         # Constants of the site, derived once (the step runs every second for years).
         self._import_limit_w = cfg.site.import_limit_w
         self._miner_import_limit_w = self._import_limit_w - c.import_headroom_w
+        self._export_setpoint_w = -c.export_margin_w
         if cfg.tank is not None:
             self._tank_ceiling_c = cfg.tank.max_c - c.tank_max_margin_c
             self._tank_j_per_k = cfg.tank.heat_capacity_j_per_k / cfg.tank.miner_heat_fraction
@@ -367,6 +368,11 @@ class Controller:
                 gl.setpoint_w = d.setpoint_w
             grid_loop_w = gl.update(process_w, actual_total, dt)
             available = actual_total + (d.setpoint_w - process_w)
+            if d.setpoint_w == self._export_setpoint_w:
+                # The export margin is where the loop regulates within a running set's
+                # range, not a condition for running: a set whose minimums fit under the
+                # surplus itself imports nothing at its minimums.
+                available += c.export_margin_w
             if d.try_start_w > 0 and available < actual_total + d.try_start_w:
                 available = actual_total + d.try_start_w  # island: is curtailed PV there?
             # A floor on the miners' total that may be bought from the grid: the day-ahead

@@ -46,7 +46,9 @@ def _year_slice(cfg: SiteConfig, first_day: int, days: int) -> Trace:
         load_w=hold(tr.load_w), heat_demand_w=hold(tr.heat_demand_w),
         outdoor_c=hold(tr.outdoor_c), import_price=hold(tr.import_price),
         export_price=hold(tr.export_price), hashprice=hold(tr.hashprice),
-        dr_limit_w=hold(tr.dr_limit_w), step_s=60.0)
+        dr_limit_w=hold(tr.dr_limit_w),
+        hashvalue_sats_per_th_day=hold(tr.hashvalue_sats_per_th_day),
+        btc_price=hold(tr.btc_price), step_s=60.0)
 
 
 def _no_miners(cfg: SiteConfig, tr: Trace) -> tuple[float, float, float]:

@@ -210,6 +210,15 @@ def terms_series(b: BitcoinSection, hashvalue_sats_per_th_day: npt.ArrayLike,
     return TermsSeries(hv * keep / DAY_S, price)
 
 
+def hashvalue_series(difficulty: npt.ArrayLike, reward_btc: npt.ArrayLike) -> FloatArray:
+    """Gross hashvalue, sats per TH/s per day, of each (difficulty, subsidy + fees per
+    block): the float twin of `NetworkTerms.hashvalue_sats_per_th_day` for a daily file.
+    1 TH/s finds 86,400 x 10^12 / (difficulty x 2^32) blocks a day on average."""
+    blocks = TH * DAY_S / (np.asarray(difficulty, dtype=np.float64) * float(TWO_32))
+    return np.asarray(blocks * np.asarray(reward_btc, dtype=np.float64) * SATS_PER_BTC,
+                      dtype=np.float64)
+
+
 class RowTerms:
     """The exact `BtcTerms` of a trace row, resolved as `terms_series` does; one object per
     distinct row (a year has a few hundred), so the controller sees the same object while

@@ -22,9 +22,14 @@ Inputs (formats as in the project's shared data; all times UTC unless said other
   (Brussels by default). The spring DST hour is absent and the autumn hour appears twice;
   the first occurrence is read as summer time, the second as winter time, so the UTC
   series is continuous. import = spot + markup; export = factor × spot.
-- btc (optional): daily ``date,close_usd,difficulty``. Hashprice (currency per TH/s per
-  day, gross of pool fees) = 86400·10¹²/(difficulty·2³²) · (subsidy + fees) · price; the
-  subsidy follows the block-reward schedule on the data's own date.
+- btc (optional): daily ``date,close_usd,difficulty`` (and ``fees_btc``, BTC of fees per
+  block, if the file has it). Two columns: ``hashvalue_sats_per_th_day`` (gross of pool
+  fees) = 86400·10¹²/(difficulty·2³²) · (subsidy + fees) · 10⁸, the subsidy following the
+  block-reward schedule on the data's own UTC date (`HALVINGS`: the halving's date, not
+  its block height) and the fees a flat ``--fees-per-block-btc`` (0.03 BTC, about the
+  2023 average) unless the file has a fees column; and ``btc_price`` = the day's close in
+  USD × ``--usd-to-currency`` (one fixed rate, 0.92 by default for a EUR site: the data
+  has no FX series; a non-EUR, non-USD site must give it).
 
 Calendar alignment: the output covers ``days`` days from ``start`` 00:00 UTC. Every source
 is read in UTC and mapped onto the output calendar by month-day and time of day: each
@@ -37,9 +42,9 @@ UTC keeps the sun where it was measured; local-time effects (the load's breakfas
 price hours) shift by the difference between the years' DST dates, which we accept.
 
 Resampling onto the output step: irradiance and temperature are linearly interpolated
-(gaps of up to three source steps are bridged); load, heat, prices and hashprice are
-piecewise constant and averaged exactly over each output step, so energy is preserved
-whether the step is finer or coarser than the source. A window that needs data a source
+(gaps of up to three source steps are bridged); load, heat, prices, hashvalue and BTC
+price are piecewise constant and averaged exactly over each output step, so energy is
+preserved whether the step is finer or coarser than the source. A window that needs data a source
 does not have is an error naming the file and the first missing time.
 """
 
@@ -61,6 +66,7 @@ import numpy as np
 import numpy.typing as npt
 
 from controller.config.models import SiteConfig
+from controller.economics.hashprice import hashvalue_series
 from controller.errors import InputError, Problem
 from controller.trace import pvmodel
 from controller.trace.reader import (
@@ -104,6 +110,8 @@ DECIMALS = {
     "import_price": 5,
     "export_price": 5,
     "hashprice": 5,
+    "hashvalue_sats_per_th_day": 4,
+    "btc_price": 2,
 }
 
 Beam = Literal["auto", "dni", "horizontal"]
@@ -425,24 +433,11 @@ def block_subsidy_btc(day: date) -> Decimal:
     return subsidy
 
 
-def hashprice_per_th_day(
-    difficulty: npt.ArrayLike,
-    btc_price: npt.ArrayLike,
-    subsidy_btc: npt.ArrayLike,
-    fees_btc: float,
-) -> FloatArray:
-    """Expected gross revenue of 1 TH/s for one day, in the currency of ``btc_price``.
-
-    1 TH/s finds 10¹²·86400/(difficulty·2³²) blocks a day on average, each paying the
-    subsidy plus fees. Pool fees are left to the economics that use the trace.
-    """
-    blocks = 1e12 * DAY_S / (np.asarray(difficulty, dtype=np.float64) * 2.0**32)
-    reward = np.asarray(subsidy_btc, dtype=np.float64) + fees_btc
-    return np.asarray(blocks * reward * np.asarray(btc_price, dtype=np.float64), dtype=np.float64)
-
-
-def read_btc(path: Path, usd_to_currency: float, fees_btc: float) -> Series:
-    """Daily hashprice (site currency per TH/s per day) from price and difficulty."""
+def read_btc(path: Path, usd_to_currency: float,
+             fees_btc: float) -> tuple[Series, Series]:
+    """Daily hashvalue (gross sats per TH/s per day) and BTC price (site currency) from a
+    daily ``date,close_usd,difficulty`` file. A ``fees_btc`` column (BTC per block), when
+    the file has one, is used day by day instead of the flat `fees_btc` assumption."""
     t = _read_table(path)
     problems = Problems(t.source)
     tname, tcells = t.col("date", "time")
@@ -455,11 +450,18 @@ def read_btc(path: Path, usd_to_currency: float, fees_btc: float) -> Series:
         col = t.header.index(name)
         for i in np.flatnonzero(arr <= 0)[: MAX_PROBLEMS + 1].tolist():
             problems.cell(t.line_no[i], col, name, f"must be positive (is {arr[i]:g})")
+    fees: FloatArray | float = fees_btc
+    if "fees_btc" in t.header:
+        fname, fcells = t.col("fees_btc")
+        fees = _numbers(t, fname, fcells, problems)
+        _non_negative(t, fname, fees, problems)
     problems.raise_if_any()
     days = [datetime.fromtimestamp(int(s), UTC).date() for s in times.tolist()]
     subsidy = np.array([float(block_subsidy_btc(d)) for d in days])
-    value = hashprice_per_th_day(difficulty, price * usd_to_currency, subsidy, fees_btc)
-    return _grid(t, tname, times, {"hashprice": value}, "interval", problems)["hashprice"]
+    hv = hashvalue_series(difficulty, subsidy + fees)
+    grid = _grid(t, tname, times, {"hashvalue_sats_per_th_day": hv,
+                                   "btc_price": price * usd_to_currency}, "interval", problems)
+    return grid["hashvalue_sats_per_th_day"], grid["btc_price"]
 
 
 def _non_negative(t: _Table, name: str, values: FloatArray, problems: Problems) -> None:
@@ -748,8 +750,9 @@ def build_trace(cfg: SiteConfig, opts: BuildOptions) -> BuiltTrace:
         cols["import_price"] = spot + opts.import_markup_per_kwh
         cols["export_price"] = spot * opts.export_factor
     if opts.btc is not None:
-        btc = read_btc(opts.btc, usd_rate, opts.fees_per_block_btc)
-        cols["hashprice"] = use(btc, opts.btc_year, "--btc-year")
+        hv, price = read_btc(opts.btc, usd_rate, opts.fees_per_block_btc)
+        cols["hashvalue_sats_per_th_day"] = use(hv, opts.btc_year, "--btc-year")
+        cols["btc_price"] = use(price, opts.btc_year, "--btc-year")
     return BuiltTrace(out_s, step, cols, notes)
 
 

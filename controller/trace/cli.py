@@ -180,7 +180,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 class TraceStats:
     """Running figures of a trace fed chunk by chunk (`trace check` on any length)."""
 
-    _SPANS = ("outdoor_c", "import_price", "export_price", "hashprice", "dr_limit_w")
+    _SPANS = ("outdoor_c", "import_price", "export_price", "hashprice", "dr_limit_w",
+              "hashvalue_sats_per_th_day", "btc_price")
 
     def __init__(self) -> None:
         self.rows = 0
@@ -230,8 +231,10 @@ def summarise(trace: Trace | TraceStats, currency: str) -> list[str]:
     ]
     defaulted = [
         c
-        for c in ("heat_demand_w", "outdoor_c", "import_price", "export_price", "hashprice")
-        if c not in st.columns
+        for c in ("heat_demand_w", "outdoor_c", "import_price", "export_price",
+                  "hashvalue_sats_per_th_day", "btc_price")
+        if c not in st.columns and not (c == "hashvalue_sats_per_th_day"
+                                        and "hashprice" in st.columns)
     ]
     if defaulted:
         lines.append(f"not in file (defaults): {', '.join(defaulted)}")
@@ -252,7 +255,10 @@ def summarise(trace: Trace | TraceStats, currency: str) -> list[str]:
     span("outdoor", "outdoor_c", "°C")
     span("import", "import_price", f"{currency}/kWh")
     span("export", "export_price", f"{currency}/kWh")
-    span("hashprice", "hashprice", f"{currency}/(TH/s·day)")
+    span("hashvalue", "hashvalue_sats_per_th_day", "sats/(TH/s·day)")
+    span("btc price", "btc_price", f"{currency}/BTC")
+    if st.count["hashprice"]:
+        span("hashprice", "hashprice", f"{currency}/(TH/s·day)")
     if st.count["dr_limit_w"]:
         lines.append(
             f"dr limit     {st.count['dr_limit_w']} capped rows,"

@@ -37,6 +37,7 @@ from controller.economics.hashprice import (
     GivenHashprice,
     NetworkTerms,
     expected_sats,
+    hashvalue_series,
     network_terms,
 )
 from controller.economics.heat import HeatValuation
@@ -55,7 +56,6 @@ from controller.economics.tariffs import (
 )
 from controller.errors import InputError
 from controller.ledger.accumulate import interval_start
-from controller.trace.build import hashprice_per_th_day
 
 BE_2024_04_21 = [9.28, -35.0, -3.49, -1.86, -1.75, -2.5]  # 10:00..15:00 CEST, EUR/MWh
 BE_START_S = 1713686400  # 2024-04-21T08:00:00Z = 10:00 CEST
@@ -80,8 +80,9 @@ def test_network_terms_agree_with_the_trace_builder() -> None:
     eur = Decimal("64926.64") * Decimal("0.93")
     t = network_terms(Decimal("86388558925171.25"), Decimal("3.125"), Decimal("0.03"), eur)
     ours = t.hashprice_per_th_day()
-    theirs = float(hashprice_per_th_day(8.638855892517125e13, float(eur), 3.125, 0.03))
-    assert abs(float(ours) - theirs) < 1e-6
+    hv = float(hashvalue_series(8.638855892517125e13, 3.125 + 0.03)[()])
+    assert abs(float(t.hashvalue_sats_per_th_day()) - hv) < 1e-9
+    assert abs(float(ours) - hv * float(eur) / 1e8) < 1e-6
     assert Decimal("0.04") < ours < Decimal("0.05")  # the post-halving hashprice, EUR
     with pytest.raises(ValueError, match="whole sats"):
         network_terms(1e14, Decimal("3.125"), Decimal("0.000000001"), eur)

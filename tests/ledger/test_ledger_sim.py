@@ -91,15 +91,19 @@ def recompute(r: SimResult) -> dict[int, dict[str, Any]]:
         s["battery_cost"] += from_bat * dt * p_exp / J_KWH
         s["heat_value"] += heat * dt * fuel / (J_KWH * eff)
         th = fr(th_by_row[i])
-        hp = tr.hashprice[i]
-        if math.isfinite(hp):
+        hp, hv, bp = tr.hashprice[i], tr.hashvalue_sats_per_th_day[i], tr.btc_price[i]
+        price = fr(bp) if math.isfinite(bp) else btc  # the step's BTC price, else the file's
+        if math.isfinite(hv):
+            sats = th * fr(hv) * fee / 86_400
+            value = sats * price / 100_000_000
+        elif math.isfinite(hp):
             value = th * fr(hp) * fee / 86_400
-            sats = value * 100_000_000 / btc
+            sats = value * 100_000_000 / price
         else:
             b = cfg.bitcoin
             reward = (b.block_subsidy_btc + b.fees_per_block_btc) * 100_000_000
             sats = th * 10**12 * F(reward) * fee / (fr(b.network_difficulty) * 2**32)
-            value = sats * btc / 100_000_000
+            value = sats * price / 100_000_000
         s["sats"] += sats
         s["btc_value"] += value
         if dr[i]:

@@ -20,7 +20,6 @@ from controller.trace.build import (
     align_to_year,
     block_subsidy_btc,
     build_trace,
-    hashprice_per_th_day,
     interval_mean,
     read_btc,
     read_prices,
@@ -86,12 +85,14 @@ def test_two_day_build_passes_the_reader(cfg: SiteConfig, two_days: Path) -> Non
     assert tr.times_iso()[0] == "2015-04-20T00:00:00Z"
     assert tr.columns == {
         "time", "pv_w", "load_w", "heat_demand_w", "outdoor_c",
-        "import_price", "export_price", "hashprice",
+        "import_price", "export_price", "hashvalue_sats_per_th_day", "btc_price",
     }  # fmt: skip
-    for col in (tr.outdoor_c, tr.import_price, tr.export_price, tr.hashprice):
+    for col in (tr.outdoor_c, tr.import_price, tr.export_price, tr.hashvalue_sats_per_th_day,
+                tr.btc_price):
         assert not np.isnan(col).any()
     header = two_days.read_text().splitlines()[0]
-    assert header == "time,pv_w,load_w,heat_demand_w,outdoor_c,import_price,export_price,hashprice"
+    assert header == ("time,pv_w,load_w,heat_demand_w,outdoor_c,import_price,export_price,"
+                      "hashvalue_sats_per_th_day,btc_price")
 
 
 def test_pv_is_zero_at_night_and_high_at_noon(cfg: SiteConfig, two_days: Path) -> None:
@@ -203,16 +204,18 @@ def test_hashprice_follows_the_halving() -> None:
     assert block_subsidy_btc(date(2024, 4, 19)) == 6.25
     assert block_subsidy_btc(date(2024, 4, 20)) == 3.125
     assert block_subsidy_btc(date(2020, 5, 10)) == 12.5
-    series = read_btc(BTC, usd_to_currency=0.92, fees_btc=0.03)
-    by_day = dict(zip(series.times_s.tolist(), series.values.tolist(), strict=True))
+    hv, price = read_btc(BTC, usd_to_currency=0.92, fees_btc=0.03)
+    by_day = dict(zip(hv.times_s.tolist(), hv.values.tolist(), strict=True))
+    price_by_day = dict(zip(price.times_s.tolist(), price.values.tolist(), strict=True))
     raw = {r["date"]: r for r in rows(BTC)}
     for day, subsidy in (("2024-04-19", 6.25), ("2024-04-20", 3.125)):
         r = raw[day]
-        expected = hashprice_per_th_day(
-            float(r["difficulty"]), float(r["close_usd"]) * 0.92, subsidy, 0.03
-        )
-        assert by_day[epoch(day)] == pytest.approx(float(expected), rel=1e-12)
-    assert 0.03 < by_day[epoch("2024-04-20")] < 0.06  # EUR per TH/s per day, after the halving
+        # Independently: 86400e12 / (D x 2^32) blocks a day, each (subsidy + fees) x 1e8 sats.
+        expected = 86_400e12 / (float(r["difficulty"]) * 2**32) * (subsidy + 0.03) * 1e8
+        assert by_day[epoch(day)] == pytest.approx(expected, rel=1e-12)
+        assert price_by_day[epoch(day)] == pytest.approx(float(r["close_usd"]) * 0.92, rel=1e-12)
+    # Sats per TH/s per day: the halving halves the subsidy at equal difficulty.
+    assert 0.45 < by_day[epoch("2024-04-20")] / by_day[epoch("2024-04-19")] < 0.56
 
 
 def test_align_to_year_substitutes_the_year() -> None:
@@ -363,3 +366,28 @@ def test_cli_reports_input_errors(tmp_path: Path, capsys: pytest.CaptureFixture[
     bad.write_text("time,pv_w\n2015-01-01T00:00:00Z,1\n2015-01-01T00:01:00Z,1\n")
     assert cli.main(["trace", "check", str(bad), "--config", str(SITE)]) == 2
     assert "header: required column 'load_w' is missing" in capsys.readouterr().err
+
+
+def test_bad_btc_rows_are_named_with_their_column_and_reason(tmp_path: Path) -> None:
+    bad = tmp_path / "btc.csv"
+    bad.write_text("date,close_usd,difficulty,fees_btc\n"
+                   "2023-01-01,16600,35364065900457.1,0.02\n"
+                   "2023-01-02,0,35364065900457.1,0.02\n"
+                   "2023-01-03,16700,abc,0.02\n"
+                   "2023-01-04,16700,35364065900457.1,-0.1\n")
+    with pytest.raises(InputError) as err:
+        read_btc(bad, usd_to_currency=0.92, fees_btc=0.03)
+    text = str(err.value)
+    assert "row 3, column close_usd" in text and "must be positive" in text
+    assert "row 4, column difficulty" in text
+    assert "row 5, column fees_btc" in text and "negative" in text
+
+
+def test_a_fees_column_replaces_the_flat_assumption(tmp_path: Path) -> None:
+    f = tmp_path / "btc.csv"
+    f.write_text("date,close_usd,difficulty,fees_btc\n"
+                 "2023-01-01,16600,35364065900457.1,0.25\n"
+                 "2023-01-02,16600,35364065900457.1,0.25\n")
+    hv, _ = read_btc(f, usd_to_currency=1.0, fees_btc=0.03)
+    expected = 86_400e12 / (35364065900457.1 * 2**32) * (6.25 + 0.25) * 1e8
+    assert hv.values[0] == pytest.approx(expected, rel=1e-12)

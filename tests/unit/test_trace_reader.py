@@ -48,10 +48,12 @@ def test_reads_the_shipped_spring_day(cfg: SiteConfig) -> None:
     assert len(tr) == 1440 and tr.step_s == 60.0
     assert tr.times_iso()[0] == "2015-04-21T00:00:00Z"
     assert tr.times_iso()[-1] == "2015-04-21T23:59:00Z"
-    assert tr.columns >= {"pv_w", "load_w", "heat_demand_w", "import_price", "hashprice"}
+    assert tr.columns >= {"pv_w", "load_w", "heat_demand_w", "import_price",
+                          "hashvalue_sats_per_th_day", "btc_price"}
     assert np.all(tr.pv_w >= 0) and tr.pv_w.max() > 5000  # a sunny day
     assert tr.energy_kwh(tr.heat_demand_w) > 10  # and a day that needs heat
-    assert not np.isnan(tr.outdoor_c).any() and not np.isnan(tr.hashprice).any()
+    assert not np.isnan(tr.outdoor_c).any() and not np.isnan(tr.btc_price).any()
+    assert not np.isnan(tr.hashvalue_sats_per_th_day).any()
     assert np.isnan(tr.dr_limit_w).all()
 
 
@@ -73,6 +75,7 @@ def test_defaults_come_from_the_config(cfg: SiteConfig) -> None:
     assert np.all(tr.import_price == float(cfg.tariffs.import_price_per_kwh))
     assert np.all(tr.export_price == float(cfg.tariffs.export_price_per_kwh))
     assert np.isnan(tr.outdoor_c).all() and np.isnan(tr.hashprice).all()
+    assert np.isnan(tr.hashvalue_sats_per_th_day).all() and np.isnan(tr.btc_price).all()
     assert np.isnan(tr.dr_limit_w).all()
     assert tr.time_s[1] - tr.time_s[0] == 60.0
     assert tr.time_s[0] == 1429574400.0  # 2015-04-21T00:00:00Z

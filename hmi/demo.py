@@ -38,6 +38,7 @@ from controller.control.types import Commands, MinerReading, Reading
 from controller.economics.hashprice import BtcTerms, RowTerms
 from controller.ledger.accumulate import Sample, split_miner_power
 from controller.ledger.writer import LedgerWriter, economics_from_site, site_info
+from controller.runtime.market import BitcoinTermsFeed
 from controller.runtime.service import Clock, Service
 from controller.trace.reader import Trace, read_trace
 from hil.plant import Plant
@@ -227,8 +228,11 @@ def build_demo(data_dir: Path, *, site: Path = DEMO_SITE, trace: Path = DEMO_TRA
     fleet = DemoFleet(plant)
     s = hmi_settings(cfg)
     publisher = HmiPublisher(cfg, history_step_s=s.history_step_s)
+    # The bitcoin terms as `hearth run` has them: cached live terms while fresh, else the
+    # static [bitcoin] ones, said on the money view (the demo site's feed is off).
+    bitcoin = BitcoinTermsFeed(cfg, data_dir, utc=lambda: clock.utc().timestamp())
     service = Service(cfg, [plant], fleet, [publisher],
-                      Clock(monotonic=clock.monotonic, utc=clock.utc))
+                      Clock(monotonic=clock.monotonic, utc=clock.utc), bitcoin=bitcoin)
     ctx = HmiContext.build(cfg, publisher, ServiceOverrides(service), config_path=config_path,
                            utc=clock.utc)
     if ledger:

@@ -91,6 +91,19 @@ class GridRequest(_Out):
     detail: str = Field(description="One sentence for residents: who asks what, until when")
 
 
+class BitcoinOut(_Out):
+    """The bitcoin terms the controller decides on and the ledger books now."""
+
+    source: Literal["feed", "mqtt", "config"] = Field(
+        description="feed: the live market feed; mqtt: pushed over cmd/bitcoin_terms; "
+                    "config: the site file's static [bitcoin] terms (fallback)")
+    stale: bool = Field(description="Live terms exist but are older than the staleness limit")
+    btc_price: str = Field(description="Site currency per BTC, in force")
+    hashvalue_sats_per_th_day: str = Field(description="Expected sats per TH/s per day, gross")
+    as_of: str | None = Field(description="When the last live terms were fetched or pushed")
+    words: str = Field(description="One sentence for residents: where the price comes from")
+
+
 class StateOut(_Out):
     available: bool = Field(description="False until the controller has run a tick")
     seq: int = Field(description="Tick counter of this HMI process (resets on restart)")
@@ -120,6 +133,8 @@ class StateOut(_Out):
     total_target_w: float | None
     import_price_per_kwh: float | None
     export_price_per_kwh: float | None
+    bitcoin: BitcoinOut | None = Field(
+        default=None, description="The bitcoin terms in force (None: not known to the HMI)")
 
 
 class HistoryPoint(_Out):

@@ -24,8 +24,9 @@ from controller.control.types import (
 )
 from controller.miners.factory import can_pause
 from controller.runtime.dr import DrEvent
+from controller.runtime.market import TermsStatus
 from controller.runtime.ports import TickRecord
-from hmi.schemas import Alarm, Flows, GridRequest, Miner, StateOut, Tank
+from hmi.schemas import Alarm, BitcoinOut, Flows, GridRequest, Miner, StateOut, Tank
 
 # code -> (severity, title, what the controller does). Words for residents: no jargon.
 _TRIPS: dict[str, tuple[str, str, str]] = {
@@ -442,6 +443,39 @@ def is_service_hold(reason: str | None) -> bool:
                                    or reason.startswith("random start-up delay"))
 
 
+def _hours(s: float) -> str:
+    h = s / 3600
+    return f"{h:g} h" if h >= 1 else f"{s / 60:g} min"
+
+
+def bitcoin_of(st: TermsStatus | None) -> BitcoinOut | None:
+    """Where the bitcoin price comes from, in words a resident can check."""
+    if st is None:
+        return None
+    if st.source == "feed":
+        words = "Live market price."
+    elif st.source == "mqtt":
+        words = "Price sent over the home network."
+    elif st.stale:
+        words = f"Fixed price: the live one is over {_hours(st.stale_after_s)} old."
+    else:
+        words = "Fixed price: no live one yet."
+    d = st.as_json()
+    return BitcoinOut(source=st.source, stale=st.stale, btc_price=d["btc_price"],
+                      hashvalue_sats_per_th_day=d["hashvalue_sats_per_th_day"],
+                      as_of=d["as_of"], words=words)
+
+
+def bitcoin_alarm(st: TermsStatus | None) -> Alarm | None:
+    """Live terms that went stale: the money is valued at the site file's fixed price."""
+    if st is None or not st.stale:
+        return None
+    return Alarm(code="btc_terms_stale", severity="info", title="Bitcoin price not live",
+                 detail=(f"The last live price is over {_hours(st.stale_after_s)} old: "
+                         f"the miners and the money use the fixed price from the site "
+                         f"settings until a new one arrives."))
+
+
 def state_of(tick: TickRecord, cfg: SiteConfig, seq: int, boot_id: str,
              dr_events: Iterable[DrEvent] = ()) -> StateOut:
     """The wall page's view of one tick; `dr_events` are the service's DR schedule
@@ -455,6 +489,9 @@ def state_of(tick: TickRecord, cfg: SiteConfig, seq: int, boot_id: str,
         tank = Tank(temp_c=_value(m.tank_temp_c), target_c=target,
                     min_c=t.min_c, max_c=t.max_c, target_overridden=o.tank_target_c is not None)
     alarms = [alarm_of(tr, o.hold_reason) for tr in c.trips]
+    stale = bitcoin_alarm(tick.bitcoin)
+    if stale is not None:
+        alarms.append(stale)
     miners = miners_of(tick, cfg)
     return StateOut(
         available=True, seq=seq, boot_id=boot_id,
@@ -470,6 +507,7 @@ def state_of(tick: TickRecord, cfg: SiteConfig, seq: int, boot_id: str,
         total_target_w=c.total_target_w,
         import_price_per_kwh=m.import_price_per_kwh,
         export_price_per_kwh=m.export_price_per_kwh,
+        bitcoin=bitcoin_of(tick.bitcoin),
     )
 
 

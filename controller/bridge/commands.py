@@ -18,6 +18,8 @@ Payloads (JSON objects; an optional `"id"` is echoed in the answer):
 | cmd/dr_absorb       | {"absorb_w": 800, "duration_s": 900} (null: none)  |
 | cmd/prices          | {"prices": [{"time": "2026-03-01T00:00:00+01:00",  |
 |                     |   "import_price": 0.21, "export_price": 0.04}, ..]}|
+| cmd/bitcoin_terms   | {"difficulty": 1.49e14, "reward_sats": 315000000,  |
+|                     |  "btc_price": 81250.5, "currency": "EUR"}          |
 
 Both DR commands also take an optional `event_id` and `start` (ISO 8601 with offset);
 see docs/dr.md.
@@ -30,6 +32,7 @@ import queue
 import time
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any, Literal, NamedTuple, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -37,6 +40,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from controller.config.load import problems_from_validation
 from controller.config.models import Actuation, Mode, SiteConfig
 from controller.errors import InputError, Problem
+from controller.runtime.market import MarketTerms, pushed_terms
+from controller.runtime.mempool import MAX_BTC_PRICE, MAX_DIFFICULTY, MAX_REWARD_SATS
 from controller.runtime.prices import PriceSeries, build_series
 
 
@@ -84,8 +89,14 @@ class SetPrices(NamedTuple):
     series: PriceSeries
 
 
+class SetBitcoinTerms(NamedTuple):
+    """Network terms pushed by a site without internet (controller/runtime/market.py)."""
+
+    terms: MarketTerms
+
+
 Command = (SetMode | SetMinerPower | SetMinerEnabled | PauseAll | SetTankTarget | SetDrCap
-           | SetDrAbsorb | SetPrices)
+           | SetDrAbsorb | SetPrices | SetBitcoinTerms)
 
 
 class CommandRefused(Exception):
@@ -188,6 +199,49 @@ def _prices(p: _Prices, cfg: SiteConfig) -> Command:
     rows = [(f"prices[{i}]", q.time, q.import_price, q.export_price)
             for i, q in enumerate(p.prices)]
     return SetPrices(build_series(rows, "cmd/prices", text_numbers=False))
+
+
+class _BitcoinTerms(_Payload):
+    difficulty: Annotated[float, Field(gt=0, le=float(MAX_DIFFICULTY), allow_inf_nan=False)]
+    reward_sats: Annotated[int, Field(gt=0, le=MAX_REWARD_SATS)]  # subsidy + fees per block
+    btc_price: Annotated[float, Field(gt=0, le=float(MAX_BTC_PRICE), allow_inf_nan=False)]
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    as_of: str | None = None  # ISO 8601 with offset; default: when received
+
+
+MAX_CLOCK_SKEW_S = 300.0
+
+
+def _bitcoin_terms(p: _BitcoinTerms, cfg: SiteConfig) -> Command:
+    """Every field checked before anything is applied; the terms replace the live ones whole."""
+    problems: list[Problem] = []
+    if p.currency != cfg.site.currency:
+        problems.append(Problem("currency", f"must be the site currency {cfg.site.currency} "
+                                            f"(the price is not converted), got {p.currency}"))
+    now_s = time.time()
+    as_of_s = now_s
+    if p.as_of is not None:
+        try:
+            t = datetime.fromisoformat(p.as_of.replace("Z", "+00:00"))
+        except ValueError:
+            t = None
+            problems.append(Problem("as_of", f"{p.as_of[:64]!r} is not an ISO 8601 time"))
+        if t is not None and t.tzinfo is None:
+            problems.append(Problem("as_of", "needs a UTC offset or 'Z'"))
+        elif t is not None:
+            as_of_s = t.timestamp()
+            limit = cfg.bitcoin.feed.stale_after_s
+            if as_of_s > now_s + MAX_CLOCK_SKEW_S:
+                problems.append(Problem("as_of", "is in the future"))
+            elif now_s - as_of_s > limit:
+                problems.append(Problem("as_of", f"older than bitcoin.feed.stale_after_s "
+                                                 f"({limit} s): these terms would be stale "
+                                                 "at once"))
+    if problems:
+        raise InputError("cmd/bitcoin_terms", problems)
+    return SetBitcoinTerms(pushed_terms(Decimal(repr(float(p.difficulty))), p.reward_sats,
+                                        Decimal(repr(float(p.btc_price))), p.currency,
+                                        min(as_of_s, now_s)))
 
 
 def _miner(cfg: SiteConfig, name: str, problems: list[Problem]) -> Any:
@@ -311,9 +365,10 @@ COMMANDS: dict[str, tuple[type[_Payload], _Handler]] = {
     "dr_cap": (_DrCap, _dr_cap),
     "dr_absorb": (_DrAbsorb, _dr_absorb),
     "prices": (_Prices, _prices),
+    "bitcoin_terms": (_BitcoinTerms, _bitcoin_terms),
 }
 CommandName = Literal["mode", "miner_power", "miner_enable", "pause_all", "tank_target", "dr_cap",
-                      "dr_absorb", "prices"]
+                      "dr_absorb", "prices", "bitcoin_terms"]
 
 
 def parse_command(name: str, doc: Any, cfg: SiteConfig) -> Command:
@@ -346,6 +401,8 @@ _EXAMPLES = {
     "dr_absorb": '{"absorb_w": 800, "duration_s": 900}',
     "prices": '{"prices": [{"time": "2026-03-01T00:00:00Z", "import_price": 0.2, '
               '"export_price": 0.05}]}',
+    "bitcoin_terms": '{"difficulty": 1.49e14, "reward_sats": 315000000, "btc_price": 81250, '
+                     '"currency": "EUR"}',
 }
 
 
@@ -357,4 +414,6 @@ def describe(cmd: Command) -> dict[str, Any]:
             out[k] = v.value
         elif isinstance(v, PriceSeries):
             out[k] = {"periods": len(v.starts_s), "start_s": v.starts_s[0], "end_s": v.end_s}
+        elif isinstance(v, MarketTerms):
+            out[k] = v.as_json()
     return out

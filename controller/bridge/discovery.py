@@ -96,6 +96,12 @@ def components(cfg: SiteConfig, topics: Topics, expire_s: int) -> dict[str, dict
                                       state_class="total_increasing", expire_s=expire_s)
     c["limiter"] = _sensor(topics, "control", "limiter", "Limiter", expire_s=expire_s,
                            entity_category="diagnostic")
+    # The bitcoin terms in force (controller/runtime/market.py): the price the sats are
+    # valued at, and whether it is live (feed, mqtt) or the static [bitcoin] fallback.
+    c["btc_price"] = _sensor(topics, "bitcoin", "btc_price", "BTC price", unit=f"{cur}/BTC",
+                             state_class="measurement", expire_s=expire_s, icon="mdi:bitcoin")
+    c["bitcoin_terms_source"] = _sensor(topics, "bitcoin", "source", "Bitcoin terms source",
+                                        expire_s=expire_s, entity_category="diagnostic")
 
     modes = [Mode.GRID.value] + ([Mode.HEATING.value] if cfg.tank is not None else [])
     c["mode"] = {

@@ -85,6 +85,7 @@ def snapshot_of(tick: TickRecord, today: Today | None = None) -> StateSnapshot:
         enabled={name: w != 0.0 for name, w in manual.items()},
         manual_w=manual,
         safe_mode=safe_mode_reason(ov.hold_reason),
+        bitcoin=None if tick.bitcoin is None else tick.bitcoin.as_json(),
     )
 
 

@@ -69,6 +69,7 @@ class StateSnapshot:
     trips: tuple[str, ...] = ()
     today: Today | None = None
     safe_mode: str | None = None  # why the service runs in safe mode (miners held off)
+    bitcoin: Mapping[str, Any] | None = None  # TermsStatus.as_json(): the terms in force
 
     @classmethod
     def from_tick(
@@ -78,6 +79,7 @@ class StateSnapshot:
         enabled: Mapping[str, bool] | None = None,
         manual_w: Mapping[str, float] | None = None,
         safe_mode: str | None = None,
+        bitcoin: Mapping[str, Any] | None = None,
     ) -> StateSnapshot:
         """Build a snapshot from what the control tick saw and decided."""
         cmds = c.by_name()
@@ -112,6 +114,7 @@ class StateSnapshot:
             trips=tuple(t.code for t in c.trips),
             today=today,
             safe_mode=safe_mode,
+            bitcoin=bitcoin,
         )
 
 
@@ -158,6 +161,8 @@ def state_payloads(s: StateSnapshot, cfg: SiteConfig) -> dict[str, dict[str, Any
     if cfg.tank is not None:
         target = s.tank_target_c if s.tank_target_c is not None else cfg.tank.target_c
         out["tank"] = {"tank_temp_c": _r(s.tank_temp_c, 1), "tank_target_c": _r(target, 1)}
+    if s.bitcoin is not None:
+        out["bitcoin"] = dict(s.bitcoin)
     if s.today is not None:
         t = s.today
         out["today"] = {

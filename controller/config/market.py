@@ -53,7 +53,7 @@ class MarketFeedSection(Strict):
 
     @model_validator(mode="after")
     def _stale_after_refresh(self) -> Self:
-        if self.stale_after_s < self.refresh_s:
+        if self.enabled and self.stale_after_s < self.refresh_s:
             raise ValueError(
                 f"stale_after_s ({self.stale_after_s}) must be at least refresh_s "
                 f"({self.refresh_s}): the terms would go stale between two fetches")

@@ -17,6 +17,7 @@ from controller.miners.factory import build_drivers
 from controller.runtime.dr import DrHook, DrSchedule
 from controller.runtime.fleet import DriverFleet
 from controller.runtime.ledger_publisher import LedgerPublisher
+from controller.runtime.market import BitcoinTermsFeed
 from controller.runtime.ports import MeasurementSource, Publisher
 from controller.runtime.prices import PriceFeed
 from controller.runtime.service import Service
@@ -82,11 +83,13 @@ def build_service(cfg: SiteConfig, site_path: str = "<config>", *, ledger: bool 
             raise
         sources.append(ven)  # started and stopped with the sources; it measures nothing
     prices = PriceFeed(cfg, Path(site_path).parent)  # prices_file is relative to the site
-    if mqtt_commands is not None:  # cmd/prices goes to the price feed, not the overrides
+    bitcoin = BitcoinTermsFeed(cfg)  # [bitcoin.feed], cmd/bitcoin_terms; cache in data_dir
+    if mqtt_commands is not None:  # cmd/prices, cmd/bitcoin_terms go to their feeds
         from controller.runtime.price_commands import PriceCommandTap
 
-        mqtt_commands.queue = PriceCommandTap(mqtt_commands.queue, prices.set_series)
-    service = Service(cfg, sources, fleet, publishers, prices=prices)
+        mqtt_commands.queue = PriceCommandTap(mqtt_commands.queue, prices.set_series,
+                                              bitcoin.accept)
+    service = Service(cfg, sources, fleet, publishers, prices=prices, bitcoin=bitcoin)
     service.command_hooks.extend(hooks)
     service.dr = dr  # the HMI shows its events (hmi/state.py)
     if cfg.plan.enabled:  # after the command hooks: the plan owns its two override fields

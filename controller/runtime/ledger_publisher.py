@@ -75,7 +75,7 @@ class LedgerPublisher:
             miner_w=sum(r.power_w for r in miners),
             hashrate_ths=sum(r.hashrate_ths for r in miners),
             import_price=Decimal(repr(price_imp)), export_price=Decimal(repr(price_exp)),
-            btc=self.terms,
+            btc=m.btc_terms if m.btc_terms is not None else self.terms,  # live, else static
             soc_pct=m.soc_pct.value if m.soc_pct else float("nan"),
             tank_c=m.tank_temp_c.value if m.tank_temp_c else float("nan"),
             dr_request=dr_request_of(tick),

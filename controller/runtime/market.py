@@ -34,7 +34,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from controller.config.models import SiteConfig
-from controller.economics.hashprice import DAY_S, TH, NetworkTerms, expected_sats, network_terms
+from controller.economics.hashprice import (
+    DAY_S,
+    TH,
+    NetworkTerms,
+    config_terms,
+    expected_sats,
+)
 from controller.errors import InputError, Problem
 from controller.runtime.mempool import FeedError, Fetch, fetch_quote, http_get_json
 
@@ -97,13 +103,14 @@ class TermsStatus:
     fallback_reason: str | None  # why the static terms are in force (None: they are not)
     last_error: str | None  # the feed's last refusal or failure, if the last try failed
     stale_after_s: int
+    currency: str  # the site's: the BTC price's unit
 
     @property
     def hashvalue_sats_per_th_day(self) -> Decimal:
         v = expected_sats(TH * DAY_S, self.terms.difficulty, self.terms.reward_sats)
         return Decimal(round(v * 1000)) / 1000
 
-    def as_json(self, currency: str) -> dict[str, Any]:
+    def as_json(self) -> dict[str, Any]:
         """`state/bitcoin` and the HMI's `bitcoin` block (decimal strings, exact)."""
         t = self.terms
         live = self.live
@@ -113,7 +120,7 @@ class TermsStatus:
             "fallback_reason": self.fallback_reason,
             "as_of": None if live is None else _iso(live.as_of_s),
             "live_source": None if live is None else live.source,
-            "currency": currency,
+            "currency": self.currency,
             "btc_price": str(t.btc_price),
             "difficulty": str(t.difficulty),
             "reward_sats": t.reward_sats,
@@ -137,8 +144,7 @@ class BitcoinTermsFeed:
         self.section = b.feed
         self.currency = cfg.site.currency
         self.pool_fee_pct = Decimal(repr(b.pool_fee_pct))
-        self.static = network_terms(b.network_difficulty, b.block_subsidy_btc,
-                                    b.fees_per_block_btc, b.btc_price, b.pool_fee_pct)
+        self.static = config_terms(b)  # the controller's own fallback, the same terms
         self.path = (Path(data_dir) if data_dir is not None
                      else Path(cfg.service.data_dir)) / CACHE_NAME
         self.utc = utc
@@ -211,14 +217,15 @@ class BitcoinTermsFeed:
             reason = ("no live terms yet (the feed has not answered)" if self.section.enabled
                       else "no live terms: the feed is off and none were pushed over MQTT")
             st = TermsStatus(self.static, "config", None, False, reason, self.last_error,
-                             limit)
+                             limit, self.currency)
         elif now - live.as_of_s > limit:
             reason = (f"the terms from {live.source} ({_iso(live.as_of_s)}) are older than "
                       f"{limit} s")
-            st = TermsStatus(self.static, "config", live, True, reason, self.last_error, limit)
+            st = TermsStatus(self.static, "config", live, True, reason, self.last_error, limit,
+                             self.currency)
         else:
             st = TermsStatus(live_terms, live.source, live, False, None, self.last_error,
-                             limit)
+                             limit, self.currency)
         self._report(st)
         return st
 

@@ -15,6 +15,7 @@ from typing import NamedTuple, Protocol
 from controller.control.controller import StepDebug
 from controller.control.overrides import Overrides
 from controller.control.types import Commands, Measurements, MinerReading, Reading
+from controller.runtime.market import TermsStatus
 
 
 class MeasurementSource(Protocol):
@@ -55,6 +56,9 @@ class TickRecord(NamedTuple):
     overrides: Overrides
     debug: StepDebug | None
     work_s: float  # from snapshot to commands: the decision latency of this tick
+    # The bitcoin terms in force and where they came from (live feed, MQTT, or the static
+    # [bitcoin] fallback and why); None: the service has no terms feed.
+    bitcoin: TermsStatus | None = None
 
 
 class Publisher(Protocol):

@@ -1,28 +1,34 @@
-"""`cmd/prices` into the running service: the bridge's command queue with a tap.
+"""`cmd/prices` and `cmd/bitcoin_terms` into the running service: the command queue with a tap.
 
 The MQTT wiring hands every non-DR command to its `CommandQueue`, drained by the tick.
-A price series is not an override of the controller but an input of the price feed, so
-this queue takes `SetPrices` off the line and gives the series to the feed at once (on
-the bridge's thread: the feed swaps one reference), and queues everything else.
+A price series or a set of bitcoin terms is not an override of the controller but an
+input of a feed, so this queue takes `SetPrices` and `SetBitcoinTerms` off the line and
+gives them to their feed at once (on the bridge's thread: each feed swaps one reference),
+and queues everything else.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from controller.bridge.commands import Command, CommandQueue, SetPrices
+from controller.bridge.commands import Command, CommandQueue, SetBitcoinTerms, SetPrices
+from controller.runtime.market import MarketTerms
 from controller.runtime.prices import PriceSeries
 
 
 class PriceCommandTap(CommandQueue):
-    def __init__(self, inner: CommandQueue, on_prices: Callable[[PriceSeries], None]) -> None:
+    def __init__(self, inner: CommandQueue, on_prices: Callable[[PriceSeries], None],
+                 on_bitcoin_terms: Callable[[MarketTerms], None] | None = None) -> None:
         super().__init__(maxsize=1)
         self.inner = inner
         self.on_prices = on_prices
+        self.on_bitcoin_terms = on_bitcoin_terms
 
     def __call__(self, command: Command) -> None:
         if isinstance(command, SetPrices):
             self.on_prices(command.series)
+        elif isinstance(command, SetBitcoinTerms) and self.on_bitcoin_terms is not None:
+            self.on_bitcoin_terms(command.terms)
         else:
             self.inner(command)
 

@@ -35,6 +35,7 @@ from controller.control.overrides import NO_OVERRIDES, Overrides
 from controller.control.types import Measurements, Reading
 from controller.runtime import state as state_file
 from controller.runtime.dr import DrSchedule
+from controller.runtime.market import BitcoinTermsFeed
 from controller.runtime.ports import MeasurementSource, MinerFleet, Publisher, TickRecord
 from controller.runtime.prices import PriceFeed
 from controller.runtime.wallclock import RecordClock
@@ -82,6 +83,7 @@ class Service:
         clock: Clock | None = None,
         rng: random.Random | None = None,
         prices: PriceFeed | None = None,
+        bitcoin: BitcoinTermsFeed | None = None,
     ) -> None:
         self.cfg = cfg
         self.sources = list(sources)
@@ -94,6 +96,9 @@ class Service:
         # Prices each tick: the dynamic series ([tariffs] prices_file, cmd/prices), else
         # the constant [tariffs].
         self.prices = prices if prices is not None else PriceFeed(cfg)
+        # Bitcoin terms each tick: the market feed or cmd/bitcoin_terms while fresh, else
+        # the static [bitcoin] (None: always the static ones).
+        self.bitcoin = bitcoin
         self.planner: object | None = None  # the day-ahead planner when [plan] enabled
         self.dr: DrSchedule | None = None  # the DR schedule (MQTT, OpenADR), for the HMI
         self.overrides: Overrides = NO_OVERRIDES  # set by commands (MQTT, HMI)
@@ -178,6 +183,11 @@ class Service:
         t0 = time.perf_counter()
         now = self.clock.monotonic()
         m = self.snapshot(now)
+        bitcoin = None
+        if self.bitcoin is not None:
+            bitcoin = self.bitcoin.status(m.utc_s)
+            if bitcoin.source != "config":  # None: the controller's static [bitcoin] terms
+                m = m._replace(btc_terms=bitcoin.terms)
         for hook in self.command_hooks:
             try:
                 self.overrides = hook(self.overrides, now)
@@ -194,7 +204,7 @@ class Service:
                 log.warning("trip %s: %s", t.code, t.reason)
         rec = TickRecord(self.record_clock(self.clock.utc(), now), now, m, cmds, o,
                          self.controller.debug,
-                         time.perf_counter() - t0)
+                         time.perf_counter() - t0, bitcoin)
         for p in self.publishers:
             try:
                 p.publish(rec)
@@ -276,6 +286,8 @@ class Service:
             await src.start()
         await self.fleet.start()
         await self.prices.start()
+        if self.bitcoin is not None:
+            await self.bitcoin.start()
         sd_notify("READY=1")
         log.info("hearth running: site %s, tick %.1f s", self.cfg.site.id, self.tick_s)
         self._loop = loop
@@ -318,6 +330,8 @@ class Service:
             except Exception:
                 log.exception("publisher %r failed to close", p)
         await self.prices.stop()
+        if self.bitcoin is not None:
+            await self.bitcoin.stop()
         for src in self.sources:
             try:
                 await src.stop()

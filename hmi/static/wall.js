@@ -129,6 +129,7 @@ function render(s) {
   if (s.flows) renderFlow(s.flows);
   renderTank(s.tank);
   renderMiners(s.miners);
+  renderBitcoin(s.bitcoin);
   tickClock();
   watchdog();
 }
@@ -318,8 +319,8 @@ function periodBox(title, p, currency) {
                                         el("small", { text: `worth ${fmtMoney(p.btc_value, currency)}` })),
       el("dt", { text: "Heat" }), el("dd", {}, fmtMoney(p.heat_value, currency),
                                      el("small", { text: `${Number(p.heat_kwh).toFixed(1)} kWh` })),
-      el("dt", { text: "Power cost" }), el("dd", {}, fmtMoney(p.power_cost, currency),
-                                           el("small", { text: "grid & solar used" }))));
+      el("dt", { text: "Power" }), el("dd", {}, fmtMoney(p.power_cost, currency),
+                                      el("small", { text: "grid & solar used" }))));
 }
 
 function renderMoney(r) {
@@ -330,7 +331,25 @@ function renderMoney(r) {
     return;
   }
   box.append(periodBox("Today", r.today, r.currency), periodBox("This month", r.month, r.currency),
-             el("p", { class: "note", text: "Total = Bitcoin + heat − power cost" }));
+             el("p", { class: "note", text: "Total = Bitcoin + heat − power cost" }),
+             btcTermsLine());
+}
+
+// One element, kept across renderMoney's rebuilds; renderBitcoin fills it every tick.
+let btcTerms = null;
+function btcTermsLine() {
+  if (!btcTerms) btcTerms = el("p", { id: "btc-terms", class: "btc-terms", "aria-live": "polite" });
+  renderBitcoin(view.state ? view.state.bitcoin : null);
+  return btcTerms;
+}
+
+// Where the bitcoin price the sats are valued at comes from (live, pushed, or the fixed
+// fallback and why): under the money view.
+function renderBitcoin(b) {
+  const box = btcTerms;
+  if (!box) return;
+  box.className = `btc-terms${b && b.source === "config" ? " fallback" : ""}`;
+  box.textContent = !b ? "" : `Bitcoin ${fmtMoney(b.btc_price, view.state.currency)}. ${b.words}`;
 }
 
 async function loadRevenue() {

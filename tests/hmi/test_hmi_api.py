@@ -58,6 +58,11 @@ async def test_state_shows_the_tick_in_plain_words(tmp_path: Path) -> None:
         assert s9["state"] == "mining" and s9["hashrate_ths"] > 5
         assert s["status"]
         assert (await c.get("/api/miners")).json() == s["miners"]
+        # The bitcoin terms in force: the demo's feed is off, so the site file's.
+        b = s["bitcoin"]
+        assert b["source"] == "config" and b["stale"] is False and b["as_of"] is None
+        assert b["btc_price"] == str(live.site.cfg.bitcoin.btc_price)
+        assert b["words"] == "Fixed price: no live one yet."
 
 
 async def test_live_feed_pushes_every_tick(tmp_path: Path) -> None:

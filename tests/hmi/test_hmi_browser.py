@@ -94,6 +94,9 @@ def test_wall_page_goes_live_offline_and_values_change(demo: DemoProcess, driver
     assert _text(driver, "#site-name") == s["site_name"] == "Demo house, 10 kWp"
     assert len(driver.find_elements("css selector", "#miners .miner")) == 3
     wait_until(lambda: "Today" in _text(driver, "#money"), 20, "the revenue")
+    # Where the BTC price comes from: the demo's feed is off, so the site file's price.
+    btc = _text(driver, "#btc-terms")
+    assert "Bitcoin" in btc and "Fixed price: no live one yet." in btc, btc
     # Nothing outside the Pi was asked for, and nothing failed to load.
     urls = requested_urls(driver)
     assert urls and all(u.startswith(demo.url) for u in urls if u.startswith("http")), urls

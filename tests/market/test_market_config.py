@@ -44,7 +44,7 @@ def test_defaults_are_off_and_name_mempool_space() -> None:
     ({"url": "ftp://x/api"}, "bitcoin.feed.url", "http:// or https://"),
     ({"url": "https://mempool.space/api?x=1"}, "bitcoin.feed.url", "without a query"),
     ({"currency": "eur"}, "bitcoin.feed.currency", "pattern"),
-    ({"refresh_s": 3600, "stale_after_s": 1800}, "bitcoin.feed",
+    ({"enabled": True, "refresh_s": 3600, "stale_after_s": 1800}, "bitcoin.feed",
      "stale_after_s (1800) must be at least refresh_s (3600)"),
     ({"interval_s": 60}, "bitcoin.feed.interval_s", "unknown key"),
 ])
@@ -60,3 +60,5 @@ def test_the_feed_quotes_the_site_currency_or_is_refused() -> None:
     text = problems({"enabled": True}, currency="SEK")
     assert "mempool.space quotes no BTC price in SEK" in text
     assert parse({"enabled": False}, currency="SEK").bitcoin.feed.currency is None
+    # Off, only stale_after_s counts (for terms pushed over MQTT): refresh_s is not used.
+    assert parse({"refresh_s": 3600, "stale_after_s": 600}).bitcoin.feed.stale_after_s == 600

@@ -130,7 +130,7 @@ def test_outage_keeps_terms_until_stale_then_falls_back_and_recovers(
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("using the static [bitcoin] terms" in w and "older than 3600 s" in w
                for w in warned), warned
-    payload = st.as_json("EUR")
+    payload = st.as_json()
     assert payload["source"] == "config" and payload["stale"] is True
     assert payload["btc_price"] == str(feed.static.btc_price)
     api.clear()
@@ -222,3 +222,27 @@ def test_a_disabled_feed_never_fetches(api: MempoolEmulator, tmp_path: Path) -> 
     asyncio.run(run())
     assert api.hits == {"hashrate": 0, "rewards": 0, "prices": 0}
     assert "feed is off" in (feed.status().fallback_reason or "")
+
+
+def test_the_wall_page_words_for_each_source(api: MempoolEmulator, tmp_path: Path) -> None:
+    from hmi.state import bitcoin_alarm, bitcoin_of
+
+    clock = Clock()
+    feed = make_feed(api, tmp_path, clock)
+    out = bitcoin_of(feed.status())
+    assert out is not None and out.source == "config" and not out.stale
+    assert out.words == "Fixed price: no live one yet."
+    assert bitcoin_alarm(feed.status()) is None  # no live terms ever: nothing went wrong
+    assert feed.refresh()
+    out = bitcoin_of(feed.status())
+    assert out is not None and (out.source, out.btc_price) == ("feed", "40545")
+    assert out.words == "Live market price." and out.as_of is not None
+    clock.t += 3601
+    out = bitcoin_of(feed.status())
+    assert out is not None and out.source == "config" and out.stale
+    assert out.words == "Fixed price: the live one is over 1 h old."
+    assert out.btc_price == str(feed.static.btc_price)
+    alarm = bitcoin_alarm(feed.status())
+    assert alarm is not None and alarm.severity == "info"
+    assert alarm.title == "Bitcoin price not live" and "fixed price" in alarm.detail
+    assert bitcoin_of(None) is None

@@ -63,6 +63,65 @@ class PayoutComparison:
             Decimal("0.0001"))
 
 
+@dataclass(frozen=True)
+class MonthReconciliation:
+    """One month of pool reconciliation: what the ledger expected, what the pool paid.
+
+    `expected_msat` is after the pool fee (what an FPPS pool owes); `gross_msat` before it
+    (None when the month's terms do not say the fee). Paid - expected is the pool's luck
+    (PPLNS, solo) and whatever it charged beyond the configured fee."""
+
+    label: str  # YYYY-MM, the site's local month
+    expected_msat: int
+    gross_msat: int | None
+    paid_sats: int
+    payouts: int
+
+    @property
+    def expected_sats(self) -> int:
+        return self.expected_msat // 1000
+
+    @property
+    def fee_sats(self) -> int | None:
+        """Expected pool fee at the configured rate (gross - expected)."""
+        if self.gross_msat is None:
+            return None
+        return self.gross_msat // 1000 - self.expected_sats
+
+    @property
+    def difference_sats(self) -> int:
+        """Paid - expected: positive, the pool paid more (luck); negative, less."""
+        return self.paid_sats - self.expected_sats
+
+    @property
+    def ratio(self) -> Decimal | None:
+        """Paid / expected (1.0000 = the expectation exactly), None without both."""
+        if self.expected_msat <= 0 or self.payouts == 0:
+            return None
+        return (Decimal(self.paid_sats * 1000) / Decimal(self.expected_msat)).quantize(
+            Decimal("0.0001"))
+
+    def as_json(self) -> dict[str, object]:
+        r = self.ratio
+        return {"month": self.label, "expected_sats": self.expected_sats,
+                "gross_sats": None if self.gross_msat is None else self.gross_msat // 1000,
+                "pool_fee_sats": self.fee_sats, "paid_sats": self.paid_sats,
+                "payouts": self.payouts, "difference_sats": self.difference_sats,
+                "ratio": None if r is None else str(r)}
+
+
+def fee_pct_of_key(key: str) -> Decimal | None:
+    """The pool fee named in a ledger interval's `btc_terms` key (`...;fee=2`), or None
+    (`mixed:N`, empty)."""
+    for part in key.split(";"):
+        if part.startswith("fee="):
+            try:
+                return Decimal(part[4:])
+            except InvalidOperation:
+                return None
+    return None
+
+
 def _amount(text: str, unit: str) -> int | str:
     raw = text.strip()
     try:

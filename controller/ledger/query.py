@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from fractions import Fraction
 from typing import IO, Any
 from zoneinfo import ZoneInfo
 
@@ -23,7 +24,12 @@ from sqlalchemy import ColumnElement, Engine, and_, case, exists, func, insert, 
 from sqlalchemy.exc import IntegrityError
 
 from controller.economics.money import Money, micro
-from controller.economics.payouts import Payout, PayoutComparison
+from controller.economics.payouts import (
+    MonthReconciliation,
+    Payout,
+    PayoutComparison,
+    fee_pct_of_key,
+)
 from controller.errors import InputError, Problem
 from controller.ledger.accumulate import (
     ENERGY_FIELDS,
@@ -121,6 +127,8 @@ class Report:
     total: Totals
     payouts: PayoutComparison
     corrected: int = 0  # current rows that are corrections
+    # Month reports: expected vs paid sats for the 12 months up to this one (pool luck, fees)
+    reconciliation: tuple[MonthReconciliation, ...] = ()
 
     @property
     def expected_intervals(self) -> int:
@@ -141,6 +149,7 @@ class Report:
             "payouts": {"count": p.payouts, "actual_sats": p.actual_sats,
                         "expected_sats": p.expected_sats,
                         "ratio": None if p.ratio is None else str(p.ratio)},
+            "pool_reconciliation": [m.as_json() for m in self.reconciliation],
         }
 
 
@@ -298,7 +307,8 @@ class Ledger:
         return Report(self.site_id, self.currency, self.timezone, "month",
                       f"{year:04d}-{month:02d}", start, end, self.interval_s, out,
                       Totals(sum(r.totals.intervals for r in out), self.currency, total),
-                      self.payouts(start, end), sum(int(g["corrected"] or 0) for g in got))
+                      self.payouts(start, end), sum(int(g["corrected"] or 0) for g in got),
+                      tuple(self.reconciliation(year, month)))
 
     # -- payouts ------------------------------------------------------------------------------
 
@@ -334,6 +344,69 @@ class Ledger:
         expected = int(self.totals(lo, hi)["expected_msat"]) if rows else \
             int(self.totals(start_s, end_s)["expected_msat"])
         return PayoutComparison(expected, sum(int(r["sats"]) for r in rows), len(rows))
+
+    def reconciliation(self, year: int, month: int, months: int = 12
+                       ) -> list[MonthReconciliation]:
+        """Pool reconciliation for the `months` local months ending with year-month: the
+        sats the ledger expected (after and before the pool fee) against the payouts
+        attributed to each month (by the period they pay for, else when they were paid).
+        Months with neither are left out."""
+        if not 1 <= months <= 120:
+            raise InputError("reconciliation", [Problem("months", "must be 1..120")])
+        firsts: list[date] = []
+        y, m = year, month
+        for _ in range(months):
+            firsts.append(date(y, m, 1))
+            y, m = (y, m - 1) if m > 1 else (y - 1, 12)
+        firsts.reverse()
+        nxt = date(year + month // 12, month % 12 + 1, 1)
+        bounds = [local_day_bounds(d, self.tz)[0] for d in (*firsts, nxt)]
+        start, end = bounds[0], bounds[-1]
+        t = table(LedgerInterval)
+        month_no = case(*[(t.c.start_s < e, i) for i, e in enumerate(bounds[1:])]) \
+            .label("month")
+        stmt = (select(month_no, t.c.btc_terms, func.sum(t.c.expected_msat).label("msat"))
+                .where(self._where(start, end)).group_by(month_no, t.c.btc_terms))
+        p = table(LedgerPayout)
+        attributed = func.coalesce(p.c.period_start_s, p.c.time_s)
+        with self.engine.connect() as conn:
+            sums = list(conn.execute(stmt).mappings())
+            paid = list(conn.execute(select(attributed.label("at"), p.c.sats).where(
+                p.c.site == self.site_pk, attributed >= start, attributed < end)).mappings())
+        expected = [0] * months
+        gross: list[Fraction | None] = [Fraction(0)] * months
+        by_month: dict[int, list[tuple[str, int]]] = {}
+        for r in sums:
+            by_month.setdefault(int(r["month"]), []).append((r["btc_terms"], int(r["msat"])))
+        for i, rows in by_month.items():
+            named = [(f, n) for k, n in rows if (f := fee_pct_of_key(k)) is not None]
+            # An interval under two sets of terms ("mixed:2") still had the site's one pool
+            # fee: the fee of the month's other intervals.
+            fallback = max(named, key=lambda x: x[1])[0] if named else None
+            g: Fraction | None = Fraction(0)
+            for k, n in rows:
+                expected[i] += n
+                fee = fee_pct_of_key(k)
+                fee = fallback if fee is None else fee
+                if fee is None or g is None:
+                    g = None
+                else:
+                    g += Fraction(n) / (1 - Fraction(fee) / 100)
+            gross[i] = g
+        paid_sats, count = [0] * months, [0] * months
+        for r in paid:
+            i = next(j for j, e in enumerate(bounds[1:]) if int(r["at"]) < e)
+            paid_sats[i] += int(r["sats"])
+            count[i] += 1
+        out = []
+        for i, d in enumerate(firsts):
+            if not expected[i] and not count[i]:
+                continue
+            gi = gross[i]
+            out.append(MonthReconciliation(f"{d.year:04d}-{d.month:02d}", expected[i],
+                                           None if gi is None else int(gi), paid_sats[i],
+                                           count[i]))
+        return out
 
     # -- corrections --------------------------------------------------------------------------
 
@@ -477,4 +550,22 @@ def render_report(rep: Report) -> str:
         ratio = "-" if p.ratio is None else f"{p.ratio * 100:.1f} %"
         lines.append(f"pool payouts: {p.payouts}, {p.actual_sats} sats paid against "
                      f"{p.expected_sats} sats expected ({ratio})")
+    if rep.reconciliation:
+        lines.extend(render_reconciliation(rep.reconciliation))
     return "\n".join(lines) + "\n"
+
+
+def render_reconciliation(months: tuple[MonthReconciliation, ...]) -> list[str]:
+    """Expected vs paid sats per month: the pool's fee at the configured rate, then what
+    luck (and any fee beyond it) made of the rest."""
+    head = (f"{'month':<7}  {'gross':>10}  {'pool fee':>9}  {'expected':>10}  {'paid':>10}  "
+            f"{'paid-exp':>10}  {'paid/exp':>8}  payouts")
+    out = ["", "pool reconciliation (sats; gross = before the pool fee, expected = after it; "
+               "paid by the period paid for):", head, "-" * len(head)]
+    for m in months:
+        gross = "-" if m.gross_msat is None else str(m.gross_msat // 1000)
+        fee = "-" if m.fee_sats is None else str(m.fee_sats)
+        ratio = "-" if m.ratio is None else f"{m.ratio * 100:.1f} %"
+        out.append(f"{m.label:<7}  {gross:>10}  {fee:>9}  {m.expected_sats:>10}  "
+                   f"{m.paid_sats:>10}  {m.difference_sats:>+10}  {ratio:>8}  {m.payouts}")
+    return out

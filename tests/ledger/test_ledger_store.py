@@ -356,3 +356,49 @@ def test_live_path_from_meter_readings(url: str) -> None:
         assert Decimal(snap["latest_interval"]["net"]) == r["net"]
     finally:
         led.close()
+
+
+def test_pool_reconciliation_per_month_expected_fee_paid_luck(url: str) -> None:
+    """Two local months with mining, payouts for each (one paid in June for May's period),
+    an empty month left out; gross and fee from the terms' pool fee, exact to the sat."""
+    from controller.economics.hashprice import NetworkTerms
+
+    terms = NetworkTerms(Decimal("1.1e14"), 315_000_000, Decimal(60000), Decimal(2))
+    may = datetime(2024, 5, 6, tzinfo=UTC).timestamp()
+    june = datetime(2024, 6, 3, tzinfo=UTC).timestamp()
+    samples = [sample(t, 60, pv=3000, miner=1200, btc=terms)
+               for start in (may, june) for t in (start + 60 * i for i in range(180))]
+    _write(url, samples)
+    led = Ledger.open(url, clock=lambda: 3e9)
+    try:
+        tz = led.tz
+        exp_may = led.totals(int(datetime(2024, 5, 1, tzinfo=tz).timestamp()),
+                             int(datetime(2024, 6, 1, tzinfo=tz).timestamp()))["expected_msat"]
+        exp_june = led.totals(int(datetime(2024, 6, 1, tzinfo=tz).timestamp()),
+                              int(datetime(2024, 7, 1, tzinfo=tz).timestamp()))["expected_msat"]
+        assert exp_may > 0 and exp_june > 0
+        led.import_payouts([
+            Payout(int(june) + 3600, 400, "may-1", int(may), int(may) + 86_400),  # for May
+            Payout(int(june) + 7200, 50, "june-1"),  # no period: counts when paid
+            Payout(int(june) + 8000, 25, "june-2"),
+        ])
+        months = led.reconciliation(2024, 6, months=3)
+        assert [m.label for m in months] == ["2024-05", "2024-06"]  # April: nothing, left out
+        m5, m6 = months
+        assert (m5.expected_msat, m5.paid_sats, m5.payouts) == (exp_may, 400, 1)
+        assert (m6.expected_msat, m6.paid_sats, m6.payouts) == (exp_june, 75, 2)
+        assert m5.gross_msat == int(Decimal(exp_may) / Decimal("0.98"))  # 2 % pool fee
+        assert m5.fee_sats == m5.gross_msat // 1000 - exp_may // 1000
+        assert m5.difference_sats == 400 - exp_may // 1000
+        assert m5.ratio == (Decimal(400_000) / Decimal(exp_may)).quantize(Decimal("0.0001"))
+        rep = led.month_report(2024, 6)
+        assert [r["month"] for r in rep.as_json()["pool_reconciliation"]] == ["2024-05",
+                                                                              "2024-06"]
+        from controller.ledger.query import render_report
+
+        text = render_report(rep)
+        assert "pool reconciliation" in text
+        line = next(x for x in text.splitlines() if x.startswith("2024-05 "))
+        assert f"{exp_may // 1000:>10}" in line and "       400" in line
+    finally:
+        led.close()

@@ -33,10 +33,10 @@ from bench.devtraces import to_one_minute  # noqa: E402
 from controller.config import load_site  # noqa: E402
 from controller.control.controller import Controller  # noqa: E402
 from controller.control.types import Measurements  # noqa: E402
+from controller.sim.plant import Plant  # noqa: E402
 from controller.sim.report import summarize  # noqa: E402
 from controller.sim.runner import simulate  # noqa: E402
 from controller.trace.reader import NUMBER_COLUMNS, Trace, read_trace  # noqa: E402
-from hil.plant import Plant  # noqa: E402
 
 SITE = ROOT / "hil" / "sites" / "house-10kwp.toml"
 YEAR = ROOT / "hil" / "traces" / "house-year.csv.gz"

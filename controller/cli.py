@@ -170,7 +170,9 @@ def _doctor(args: argparse.Namespace) -> int:
     return run_doctor(load_site(args.config), args.config)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; `command` (the first word of argv, when known) limits the
+    plugins loaded to that one."""
     p = argparse.ArgumentParser(prog="hearth", description=__doc__.splitlines()[0])
     p.add_argument("--log-level", default="WARNING",
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default: WARNING")
@@ -211,12 +213,6 @@ def build_parser() -> argparse.ArgumentParser:
     doc = sub.add_parser("doctor", help="check devices, miners and the database, in words")
     doc.add_argument("--config", required=True, help="site TOML")
     doc.set_defaults(func=_doctor)
-
-    from hil import demo as demo_mod
-
-    demo = sub.add_parser("demo", help="an emulated site and hearth run against it (make demo)")
-    demo_mod.add_arguments(demo)
-    demo.set_defaults(func=demo_mod.run)
 
     cmp_ = sub.add_parser("compare", help="hearth, the evcc-style peer, the threshold "
                           "baseline, hearth with the day-ahead plan and the perfect-foresight "
@@ -282,14 +278,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_hmi(sub)
 
-    from hil.rig.cli import register as register_hil
-
-    register_hil(sub)
-
-    from hil.miners.cli import register as register_emulate
-
-    register_emulate(sub)
+    _register_plugins(sub, command)
     return p
+
+
+PLUGIN_GROUP = "hearth.commands"
+
+
+def _command_word(argv: Sequence[str]) -> str | None:
+    """The subcommand a command line names (skipping the global --log-level's value)."""
+    words = iter(argv)
+    for w in words:
+        if w == "--log-level":
+            next(words, None)
+        elif not w.startswith("-"):
+            return w
+    return None
+
+
+def _register_plugins(sub: Any, command: str | None) -> None:
+    """Commands of the rig (`demo`, `hil`, `emulate`) come as entry points, so the product
+    never imports `hil/` (dependencies point one way); only the one the command line
+    names is loaded (`hearth run` stays light), all of them when none is named (help)."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=PLUGIN_GROUP):
+        if command is None or ep.name == command:
+            ep.load()(sub)
 
 
 def setup_logging(level: str) -> None:
@@ -302,7 +317,7 @@ def setup_logging(level: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(_command_word(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
     try:

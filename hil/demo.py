@@ -102,7 +102,8 @@ def lived_trace(cfg: SiteConfig, trace: Trace, start_s: float, hours: float) -> 
     prices = [tariff.prices_at(float(t)) for t in times]
     cols: dict[str, Any] = {
         name: np.ascontiguousarray(getattr(trace, name)[rows], dtype=np.float64)
-        for name in ("pv_w", "load_w", "heat_demand_w", "outdoor_c", "dr_limit_w")}
+        for name in ("pv_w", "load_w", "heat_demand_w", "outdoor_c", "dr_limit_w",
+                     "hashvalue_sats_per_th_day", "btc_price")}
     return dataclasses.replace(
         trace, time_s=times, **cols,
         import_price=np.array([float(p[0]) for p in prices], dtype=np.float64),
@@ -321,6 +322,13 @@ async def _watch(site: EmulatedSite, proc: subprocess.Popen[bytes], log_path: Pa
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 2.0 if tty else 10.0)
     return 0
+
+
+def register(sub: Any) -> None:
+    """`hearth demo` (an entry point of the `hearth.commands` group)."""
+    demo = sub.add_parser("demo", help="an emulated site and hearth run against it (make demo)")
+    add_arguments(demo)
+    demo.set_defaults(func=run)
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:

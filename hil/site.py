@@ -24,6 +24,8 @@ from typing import Any
 
 from controller.config import SiteConfig, parse_site
 from controller.control.types import Measurements, MinerCommand, Reading
+from controller.sim.plant import Plant
+from controller.sim.plant.miners import MinerModel, miner_can_pause
 from controller.trace.reader import Trace, read_trace
 from hil.miners.core import EmulatedMiner
 from hil.miners.factory import emulator_for
@@ -31,8 +33,6 @@ from hil.miners.servers import Emulator
 from hil.modbus.feed import values_from_measurements
 from hil.modbus.image import DeviceImage
 from hil.modbus.server import EmulatedDevice, ModbusEmulator
-from hil.plant import Plant
-from hil.plant.miners import MinerModel, miner_can_pause
 
 log = logging.getLogger(__name__)
 

@@ -40,8 +40,8 @@ from controller.ledger.accumulate import Sample, split_miner_power
 from controller.ledger.writer import LedgerWriter, economics_from_site, site_info
 from controller.runtime.market import BitcoinTermsFeed
 from controller.runtime.service import Clock, Service
+from controller.sim.plant import Plant
 from controller.trace.reader import Trace, read_trace
-from hil.plant import Plant
 from hmi.app import HmiContext, create_app, hmi_settings
 from hmi.commands import ServiceOverrides
 from hmi.publisher import HmiPublisher

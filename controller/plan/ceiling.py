@@ -1,8 +1,8 @@
 """The true ceiling: perfect foresight over the plant's own miner model, as a MILP (HiGHS).
 
 The loose bound (`controller.plan.bound`) lets miners run at any power from 0 W; this one
-knows what the plant (`hil/plant/miners.py`) does, so no controller that keeps the miners'
-minimum on/off times can beat it. Per miner and step (the trace's step, dt):
+knows what the plant (`controller/sim/plant/miners.py`) does, so no controller that keeps
+the miners' minimum on/off times can beat it. Per miner and step (the trace's step, dt):
 
 - `u` (binary): the run command held over the step; `s`/`f`: start/stop at its beginning
   (exact from `u`: s = max(u_t − u_{t−1}, 0)); cumulative sums of both make every
@@ -87,7 +87,7 @@ def can_pause(m: MinerConfig) -> bool:
 
 @dataclass(frozen=True)
 class MinerFacts:
-    """What the MILP needs of one miner, in the plant's terms (see hil/plant/miners.py)."""
+    """What the MILP needs of one miner, in the plant's terms (controller/sim/plant/miners.py)."""
 
     name: str
     min_w: float
@@ -626,7 +626,7 @@ def _result(job: WindowJob, cols: list[_Cols], x: FloatArray | None, primal: flo
 def surplus_w(cfg: SiteConfig, trace: Trace) -> FloatArray:
     """What a miner-less run of the site exports or curtails each step (`hearth sim`'s
     `surplus_w`): pv − load, less what the same battery would store (its
-    self-consumption rule, as hil/plant/battery.py models it)."""
+    self-consumption rule, as controller/sim/plant/battery.py models it)."""
     net = np.asarray(trace.pv_w - trace.load_w, dtype=np.float64)
     if cfg.battery is None:
         return np.maximum(net, 0.0)

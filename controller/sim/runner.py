@@ -26,6 +26,7 @@ from controller.control.overrides import NO_OVERRIDES, Overrides
 from controller.control.threshold import ThresholdController
 from controller.control.types import Commands, Policy
 from controller.economics.hashprice import BtcTerms, RowTerms
+from controller.sim.plant.site import MinerlessSurplus, Plant, StepFlows
 from controller.sim.stream import (
     BLOCK_ROWS,
     TIMELINE_COLUMNS,
@@ -35,7 +36,6 @@ from controller.sim.stream import (
     Totals,
 )
 from controller.trace.reader import NUMBER_COLUMNS, Trace, concat_traces
-from hil.plant.site import MinerlessSurplus, Plant, StepFlows
 
 if TYPE_CHECKING:
     from controller.plan.planner import Planner

@@ -25,7 +25,7 @@ from typing import Any
 
 from controller.config.models import MinerConfig
 from controller.control.types import MinerCommand
-from hil.plant.miners import MinerModel
+from controller.sim.plant.miners import MinerModel
 
 
 class FirmwareRejected(Exception):

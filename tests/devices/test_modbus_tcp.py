@@ -14,8 +14,8 @@ from controller.control.types import Measurements
 from controller.devices.acquisition import Acquisition
 from controller.devices.regmap import load_map, shipped_maps
 from controller.errors import InputError
+from controller.sim.plant import Plant
 from hil.modbus import DeviceImage, EmulatedDevice, ModbusEmulator, values_from_measurements
-from hil.plant import Plant
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -18,7 +18,7 @@ from controller.bridge import tomldoc
 from controller.config.load import parse_site
 from controller.control.types import Commands, MinerReading
 from controller.runtime.service import Service
-from hil.plant import Plant
+from controller.sim.plant import Plant
 from hmi.runtime import HmiRuntime
 
 HOUSE = Path(__file__).resolve().parents[2] / "hil" / "sites" / "house-10kwp.toml"

@@ -20,7 +20,7 @@ from controller.bridge import tomldoc
 from controller.config.load import parse_site
 from controller.errors import InputError
 from controller.runtime.service import Service
-from hil.plant import Plant
+from controller.sim.plant import Plant
 from hmi.runtime import HmiRuntime
 from hmi.tls import make_cert
 

@@ -14,7 +14,7 @@ import simkit
 from controller.control.controller import Controller
 from controller.control.types import Commands
 from controller.economics.hashprice import BtcTerms, Hashvalue, config_terms
-from hil.plant import Plant
+from controller.sim.plant import Plant
 
 
 def _room_site() -> Any:

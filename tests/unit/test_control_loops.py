@@ -14,8 +14,8 @@ from controller.control import loops
 from controller.control.controller import Controller
 from controller.control.overrides import NO_OVERRIDES, Overrides
 from controller.control.types import Measurements, Reading
+from controller.sim.plant import Plant
 from controller.sim.runner import simulate
-from hil.plant import Plant
 
 MARGIN_W = 50.0
 HOLD_S = 7200

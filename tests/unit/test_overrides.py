@@ -8,7 +8,7 @@ from controller.config.models import Mode
 from controller.control.controller import Controller
 from controller.control.overrides import Overrides
 from controller.control.types import Commands, Measurements, Reading
-from hil.plant import Plant
+from controller.sim.plant import Plant
 
 
 def _run(o: Overrides, seconds: int = 400, pv: float = 3000.0, load: float = 400.0,

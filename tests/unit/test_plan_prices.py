@@ -20,7 +20,7 @@ from controller.errors import InputError
 from controller.runtime.ports import TickRecord
 from controller.runtime.prices import PriceFeed, build_series, parse_prices_csv
 from controller.runtime.service import Service
-from hil.plant import Plant
+from controller.sim.plant import Plant
 
 GOOD = """time,import_price,export_price
 2026-03-01T00:00:00+01:00,0.25,0.05

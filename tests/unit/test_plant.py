@@ -10,10 +10,10 @@ import simkit
 from controller.config import parse_site
 from controller.config.models import BatterySection, MinerConfig, TankSection
 from controller.control.types import Commands, MinerCommand
-from hil.plant import Plant
-from hil.plant.battery import BatteryModel
-from hil.plant.miners import MinerModel
-from hil.plant.tank import TankModel
+from controller.sim.plant import Plant
+from controller.sim.plant.battery import BatteryModel
+from controller.sim.plant.miners import MinerModel
+from controller.sim.plant.tank import TankModel
 
 
 def _tank(**kw: float) -> TankModel:

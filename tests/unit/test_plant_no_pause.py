@@ -14,11 +14,11 @@ from controller.config.models import MinerConfig
 from controller.control.types import MinerCommand
 from controller.miners.axeos import AxeOsDriver, PowerCurve
 from controller.miners.factory import DRIVER_CLASSES, can_pause
+from controller.sim.plant import Plant
+from controller.sim.plant.miners import MinerModel
 from controller.sim.report import summarize
 from controller.sim.runner import simulate
 from hil.miners.core import EmulatedMiner
-from hil.plant import Plant
-from hil.plant.miners import MinerModel
 
 
 def _bitaxe(api: str = "axeos") -> MinerConfig:

@@ -20,7 +20,7 @@ import simkit
 from controller.control.types import Commands, MinerReading, Reading
 from controller.runtime.ports import TickRecord
 from controller.runtime.service import Clock, Service
-from hil.plant import Plant
+from controller.sim.plant import Plant
 
 
 class FakeTime:

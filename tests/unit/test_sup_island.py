@@ -13,10 +13,10 @@ import simkit
 
 from controller.config import SiteConfig
 from controller.errors import InputError
+from controller.sim.plant import Plant
 from controller.sim.report import min_on_off_violations, summarize
 from controller.sim.runner import SimResult, simulate
 from controller.trace.reader import Trace, read_trace
-from hil.plant import Plant
 
 TRACES = simkit.ROOT / "hil" / "traces"
 

@@ -10,7 +10,7 @@ import simkit
 from test_service import FakeTime, Fleet, PlantPorts, Recorder, _advance
 
 from controller.runtime.service import Clock, Service
-from hil.plant import Plant
+from controller.sim.plant import Plant
 
 
 def test_island_service_starts_without_a_grid_meter(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from controller.control.controller import Controller
 from controller.control.overrides import NO_OVERRIDES, Overrides
 from controller.control.supervisor import Supervisor, Worth
 from controller.control.types import Commands, Measurements, Reading
-from hil.plant import Plant
+from controller.sim.plant import Plant
 
 
 def _room_miners() -> list[dict[str, Any]]:

@@ -29,9 +29,9 @@ from typing import NamedTuple
 from controller.config.models import Mode, SiteConfig
 from controller.control.types import Commands, Measurements, Reading
 from controller.economics.hashprice import BtcTerms
-from hil.plant.battery import BatteryModel
-from hil.plant.miners import MinerModel
-from hil.plant.tank import TankModel
+from controller.sim.plant.battery import BatteryModel
+from controller.sim.plant.miners import MinerModel
+from controller.sim.plant.tank import TankModel
 
 
 class StepFlows(NamedTuple):

@@ -20,7 +20,7 @@ from controller.ledger.query import Ledger
 from controller.runtime.ledger_publisher import LedgerPublisher
 from controller.runtime.market import BitcoinTermsFeed, MarketTerms
 from controller.runtime.service import Clock, Service
-from hil.plant import Plant
+from controller.sim.plant import Plant
 
 
 def test_pushed_terms_drive_the_tick_and_the_ledger_until_stale(tmp_path: Path) -> None:

@@ -48,6 +48,9 @@ _TRIPS: dict[str, tuple[str, str, str]] = {
                  "The miners that heat the tank are off until it cools down a little."),
     "forced_off": ("warning", "A miner was stopped early",
                    "A safety limit stopped it before its minimum run time."),
+    "miner_ignores_stop": ("alarm", "A miner does not stop when told",
+                           "Its power is counted like the house's: the other miners make "
+                           "room for it. Check the miner on site."),
 }
 
 _STATUS: dict[str, str] = {

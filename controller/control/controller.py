@@ -19,6 +19,7 @@ Every hard limit that acts is returned as a `Trip` with a plain-words reason.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import NamedTuple
 
 from controller.config.models import Mode, SiteConfig
@@ -106,14 +107,18 @@ class Controller:
         # Per miner: the two latest readbacks (t_prev, t_last, p_prev, p_last).
         self._readbacks: dict[str, tuple[float, float, float, float]] = {}
         self._miner_cfg = {mc.name: mc for mc in cfg.miners}
+        # Per stopped miner: since when it has been told to be off (the first tick that
+        # found it stopped in the allocator's state).
+        self._told_off_at: dict[str, float] = {}
         self._wants_heat = False
         self._worth_terms: BtcTerms = self.terms
         self.debug: StepDebug | None = None
 
     def _miners_at(self, m: Measurements, t_s: float, actual: dict[str, float],
-                   stale_s: float, now: float) -> float:
+                   stale_s: float, now: float, ignoring: Mapping[str, float]) -> float:
         """The miners' total power at time `t_s`, from each readback moved along the ramp
-        toward its last target (forward) or taken from the readback before (backward)."""
+        toward its last target (forward) or taken from the readback before (backward).
+        A miner in `ignoring` does not follow its commands: its readback is held."""
         total = 0.0
         hist = self._readbacks
         for name, st in self.allocator.state.items():
@@ -126,7 +131,9 @@ class Controller:
                 hist[name] = (prev[1] if prev is not None else r.at_s, r.at_s,
                               prev[3] if prev is not None else r.power_w, r.power_w)
             t0, t1, p0, p1 = hist[name]
-            if t_s >= t1:
+            if name in ignoring:
+                p = p1
+            elif t_s >= t1:
                 # Forward: no faster than the ramp, not before its boot is over, no further
                 # than the target.
                 mc = self._miner_cfg[name]
@@ -157,6 +164,30 @@ class Controller:
             self._worth_terms = terms
             self.worth = self._worth(terms)
             self.supervisor.set_worth(self.worth)
+
+    def _ignoring_stop(self, m: Measurements, now: float, stale_s: float) -> dict[str, float]:
+        """Miners told to stop that still draw power past their stop time (a firmware that
+        accepts the pause and keeps hashing): name -> the power their readback shows.
+
+        The allocator can no longer shed them, so what they draw is load like the
+        house's: it comes off every cap and budget the other miners share. Judged from a
+        fresh readback taken at least `stop_s` + one tick after the stop was decided, so
+        a miner that is still winding down is not counted (that would shed the others
+        for a stop in progress)."""
+        told = self._told_off_at
+        out: dict[str, float] = {}
+        for name, st in self.allocator.state.items():
+            if st.running:
+                told.pop(name, None)
+                continue
+            since = told.setdefault(name, now)
+            r = m.miners.get(name)
+            if r is None or now - r.at_s > stale_s:
+                continue
+            mc = self._miner_cfg[name]
+            if r.at_s >= since + mc.stop_s + self.tick_s and r.power_w > mc.idle_power_w:
+                out[name] = r.power_w
+        return out
 
     def worth_buying_w(self, import_price_per_kwh: float, tank_wants_heat: bool) -> float:
         """Miner power worth buying from the grid at this price: the miners whose value per
@@ -194,6 +225,7 @@ class Controller:
             else:
                 actual[name] = st.target_w
         actual_total = sum(actual.values())
+        ignoring = self._ignoring_stop(m, now, stale_s)
 
         # 1. Hard limits.
         caps: list[tuple[float, str]] = []
@@ -219,7 +251,8 @@ class Controller:
                 # meter sampled*: readbacks taken at another moment (a ramping miner seen
                 # by the meter before its own readback) would make the load estimate jump
                 # and the cap with it, stopping a miner right after each start.
-                at_meter = self._miners_at(m, m.grid_power_w.at_s, actual, stale_s, now)
+                at_meter = self._miners_at(m, m.grid_power_w.at_s, actual, stale_s, now,
+                                           ignoring)
                 caps.append((limit - grid_w + at_meter, "import_limit"))
                 if grid_w > limit:
                     trips.append(Trip(
@@ -410,12 +443,23 @@ class Controller:
                 # start (the start hysteresis is not asked of them).
                 available = d.soft_cap_w + c.on_hysteresis_w
 
+        # A miner that ignores its stop is load the allocator cannot shed: the others
+        # share what is left after it, under every cap: its power is not theirs.
+        ignored_w = ignored_tank_w = 0.0
+        for name, w in ignoring.items():
+            ignored_w += w
+            if name in self._tank_miners:
+                ignored_tank_w += w
+            trips.append(Trip(
+                "miner_ignores_stop",
+                f"miner {name} still draws {w:.0f} W after it was told to stop: counted "
+                "as load the other miners cannot take", miner=name))
         budgets = Budgets(
-            available_w=available,
-            target_w=grid_loop_w,
-            tank_target_w=tank_loop_w,
-            hard_cap_w=hard_cap,
-            hard_tank_cap_w=hard_tank_cap,
+            available_w=available - ignored_w,
+            target_w=grid_loop_w - ignored_w,
+            tank_target_w=tank_loop_w - ignored_tank_w,
+            hard_cap_w=max(hard_cap - ignored_w, 0.0),
+            hard_tank_cap_w=max(hard_tank_cap - ignored_tank_w, 0.0),
         )
         alloc = self.allocator.allocate(budgets, actual, now, self.tick_s, o.manual_w,
                                         seen_running)

@@ -75,38 +75,85 @@ def _obeying_w(rec: RunRecord, r: Row) -> float:
                if n not in rogues)
 
 
+MINER_POLL_S = 2.0  # the fleet reads each miner every 2 s (controller/runtime/fleet.py)
+PROVOKED_MIN_S = 2.0  # a rogue alone above the limit for less proves nothing
+
+
 def check_rogue_miner(rec: RunRecord) -> Check:
-    """A miner that ignores its target (and pause): the other miners shed for it (judged by
-    import_limit), and when it alone breaks the import limit `hearth run` names it."""
+    """A miner that ignores its target and its pause, and alone breaks the import limit
+    (import minus every other miner's power above the limit). The scenario must provoke
+    that for PROVOKED_MIN_S, else it tested nothing and fails. Then `hearth run` pauses
+    the rogue within 2 ticks + 1.5 s of the excess, names it in its log (`miner X ignores
+    its command`) and names no other miner, and the others are at their floor (paused, or
+    an AxeOS minimum) from two miner polls + two ticks + their full ramp after the excess
+    began until it ends: the rogue's power is not theirs to share."""
     faults = [(f, on, off) for f, on, off in rec.fault_times
               if f.kind == "miner_ignores_target"]
     if not faults:
         return Check("rogue_miner", True, "no miner ignoring its commands", skipped=True)
-    limit = parse_site(rec.site, "scenario").site.import_limit_w
+    cfg = parse_site(rec.site, "scenario")
+    limit = cfg.site.import_limit_w
     log_path = rec.out / "hearth-run.log"
     text = log_path.read_text(errors="replace") if log_path.exists() else ""
+    tick_s = float(rec.scenario.tick_s)
+    pause_deadline_s = 2 * tick_s + 1.5
     bad: list[str] = []
     alone_s = 0.0
     named = paused = 0
+    pause_after_s = others_w = 0.0
     for f, on, off in faults:
+        rogue = str(f.miner)
         rows = [r for r in rec.rows if on <= r.t_s < off]
         over = [r for r in rows
                 if r.state.grid_w - (sum(r.state.miner_w.values())
-                                     - r.state.miner_w.get(str(f.miner), 0.0)) > limit + 1.0]
-        if over:
-            alone_s += over[-1].t_s - over[0].t_s
-            if f"miner {f.miner} ignores its command" in text:
-                named += 1
-            else:
-                bad.append(f"{f.miner} alone broke the import limit from t={over[0].t_s:.1f}s "
-                           "and hearth-run.log never names it as ignoring its commands")
-        if any(r.paused.get(str(f.miner)) for r in rows):
+                                     - r.state.miner_w.get(rogue, 0.0)) > limit + 1.0]
+        span = over[-1].t_s - over[0].t_s if over else 0.0
+        alone_s += span
+        if span < PROVOKED_MIN_S:
+            bad.append(f"{rogue} was alone above the {limit:.0f} W import limit for "
+                       f"{span:.1f}s (< {PROVOKED_MIN_S:.0f}s): the scenario did not provoke "
+                       "what it tests")
+            continue
+        t0 = over[0].t_s
+        sent = next((r.t_s for r in rows if r.paused.get(rogue)), None)
+        if sent is not None:
             paused += 1
+            pause_after_s = max(pause_after_s, sent - t0)
+        if sent is None or sent - t0 > pause_deadline_s:
+            bad.append(f"{rogue} alone above the limit from t={t0:.1f}s: no pause sent within "
+                       f"{pause_deadline_s:.1f}s" + ("" if sent is None
+                                                    else f" (sent at t={sent:.1f}s)"))
+        if f"miner {rogue} ignores its command" in text:
+            named += 1
+        else:
+            bad.append(f"{rogue} alone broke the import limit from t={t0:.1f}s and "
+                       "hearth-run.log never names it as ignoring its commands")
+        others = [m for m in cfg.miners if m.name != rogue]
+        for m in others:
+            if f"miner {m.name} ignores its command" in text:
+                bad.append(f"hearth-run.log blames {m.name}, which obeyed, as ignoring its "
+                           "commands")
+        grace_s = 2 * MINER_POLL_S + 2 * tick_s + max(
+            ((m.max_power_w - m.min_power_w) / m.ramp_w_per_s for m in others), default=0.0)
+        late = [(r.t_s, _obeying_w(rec, r)) for r in over if r.t_s >= t0 + grace_s]
+        if not late:
+            bad.append(f"{rogue} alone above the limit for {span:.1f}s, shorter than the "
+                       f"{grace_s:.1f}s the others may take to shed: the scenario cannot "
+                       "show they do")
+        high = [(t, w) for t, w in late if w > 2.0]
+        others_w = max([others_w, *(w for _t, w in late)])
+        if high:
+            bad.append(f"t={high[0][0]:.1f}s: with {rogue} alone above the limit, the other "
+                       f"miners draw {high[0][1]:.0f} W above their floor "
+                       f"({len(high)} samples from {t0 + grace_s:.1f}s)")
     return Check("rogue_miner", not bad,
                  f"{len(faults)} rogue miner fault(s); alone above the limit for "
-                 f"{alone_s:.1f}s; named in the log {named}x; pause sent {paused}x", bad,
+                 f"{alone_s:.1f}s; pause sent {paused}x (worst {pause_after_s:.1f}s after "
+                 f"the excess); named in the log {named}x; others above their floor at "
+                 f"most {others_w:.0f} W once shed", bad,
                  {"rogue_alone_over_limit_s": alone_s, "rogue_named": named,
-                  "rogue_paused": paused})
+                  "rogue_paused": paused, "rogue_pause_after_s": pause_after_s,
+                  "rogue_others_above_floor_w": others_w})
 
 
 def _miner_from_battery_w(st: SiteState) -> float:
@@ -249,25 +296,37 @@ def _in_band(rec: RunRecord, r: Row) -> bool:
 def check_recovery(rec: RunRecord) -> Check:
     """Normal control resumes in time: the controller acts on a miner again (a resume or
     target write), or the grid is already at its set point. The plant's settle time
-    (boot + ramp) is reported as a figure, not judged: a real S9 boots for 90 s."""
+    (boot + ramp) is reported as a figure, not judged: a real S9 boots for 90 s.
+
+    Timed from when the fault cleared, or, if another fault was still on then, from when
+    the last one cleared: normal control cannot be asked of a site that still has one
+    (a cloud that passes while a miner still ignores its commands)."""
     bad: list[str] = []
     worst = settle_worst = 0.0
     for f, _on, off in rec.fault_times:
         after = [r for r in rec.rows if r.t_s >= off and not r.faults and r.controller_up]
         base = after[0].writes if after else {}
+        clear = off
+        while True:  # a fault still on when this one (or the one after it) cleared
+            later = max((off2 for _f2, on2, off2 in rec.fault_times if on2 <= clear < off2),
+                        default=clear)
+            if later <= clear:
+                break
+            clear = later
         acted = next((r.t_s for r in after if _in_band(rec, r) or any(
             r.writes.get(n, 0) > base.get(n, 0) and not r.paused[n] for n in r.writes)),
             None)
         settled = next((r.t_s for r in after if _in_band(rec, r)), None)
         if settled is not None:
-            settle_worst = max(settle_worst, settled - off)
+            settle_worst = max(settle_worst, settled - clear)
+        since = f"{off:.1f}s" + (f" (the last fault at {clear:.1f}s)" if clear > off else "")
         if acted is None:
-            bad.append(f"{f.kind} cleared at {off:.1f}s: the controller never resumed")
+            bad.append(f"{f.kind} cleared at {since}: the controller never resumed")
             continue
-        worst = max(worst, acted - off)
-        if acted - off > rec.scenario.recovery_s:
-            bad.append(f"{f.kind} cleared at {off:.1f}s: control resumed after "
-                       f"{acted - off:.1f}s (limit {rec.scenario.recovery_s:.0f}s)")
+        worst = max(worst, acted - clear)
+        if acted - clear > rec.scenario.recovery_s:
+            bad.append(f"{f.kind} cleared at {since}: control resumed after "
+                       f"{acted - clear:.1f}s (limit {rec.scenario.recovery_s:.0f}s)")
     if not rec.fault_times:
         return Check("recovery", True, "no faults in this scenario", skipped=True)
     return Check("recovery", not bad, f"control resumed within {worst:.1f}s, grid back at "

@@ -21,7 +21,7 @@ import hilkit
 import pytest
 
 from controller.runtime.wallclock import RecordClock
-from hil.rig.checks import check_battery_reserve, check_ledger
+from hil.rig.checks import check_battery_reserve, check_ledger, check_rogue_miner
 from hil.rig.runner import LIBFAKETIME, Row, RunRecord
 from hil.rig.scenario import Fault, load_scenario, site_dict_for
 from hil.site import SiteState
@@ -80,6 +80,49 @@ def test_battery_reserve_check_judges_the_plant_attribution() -> None:
     ok = RunRecord(s, sd, {}, [_row(t * 0.5, 25.0, -900.0, 900.0) for t in range(11)]
                    + [_row(6 + t * 0.5, 19.0, 200.0, 900.0) for t in range(11)])
     assert check_battery_reserve(ok).passed
+
+
+def _rogue_run(tmp_path: Path, s9_w: float, bitaxe_w: float, paused_at_s: float
+               ) -> RunRecord:
+    """A synthetic miner-ignores-target timeline: fault 24-48 s, PV 300 W for a 300 W
+    house during the cloud 27-42 s, the S9 at `s9_w` throughout, paused at `paused_at_s`."""
+    s = load_scenario(hilkit.SCEN / "miner-ignores-target.toml")
+    rows = []
+    for i in range(int(60 / 0.2)):
+        t = i * 0.2
+        cloud = 27.0 <= t < 42.0
+        miners = {"s9": s9_w, "bitaxe-1": bitaxe_w, "bitaxe-2": bitaxe_w}
+        pv = 300.0 if cloud else 2000.0
+        st = SiteState(t, pv, 300.0, 300.0 + sum(miners.values()) - pv, 0.0, float("nan"),
+                       float("nan"), miners)
+        rows.append(Row(t, st, {"s9": t >= paused_at_s}, {}, (), True))
+    rec = RunRecord(s, site_dict_for(s), {}, rows, out=tmp_path)
+    rec.fault_times = [(f, f.at_s, f.end_s) for f in s.faults]
+    (tmp_path / "hearth-run.log").write_text(
+        "ERROR controller.runtime.fleet: miner s9 ignores its command: paused, still drawing "
+        "1400 W 7 s later\n")
+    return rec
+
+
+def test_rogue_check_fails_a_scenario_that_does_not_provoke_and_others_not_shed(
+        tmp_path: Path) -> None:
+    good = check_rogue_miner(_rogue_run(tmp_path, 1400.0, 9.0, 27.4))
+    assert good.passed, good.violations
+    assert good.figures["rogue_alone_over_limit_s"] == pytest.approx(14.8)
+    # The S9 off when its firmware stopped listening: nothing was tested, and it says so.
+    idle = check_rogue_miner(_rogue_run(tmp_path, 0.0, 9.0, 27.4))
+    assert not idle.passed and "did not provoke" in idle.violations[0]
+    # The Bitaxes left at their maximum beside the rogue; the pause sent too late.
+    c = check_rogue_miner(_rogue_run(tmp_path, 1400.0, 22.0, 30.0))
+    assert not c.passed
+    assert any("no pause sent within 2.5s" in v for v in c.violations)
+    assert any("the other miners draw 26 W above their floor" in v for v in c.violations)
+    # An obeying miner named as ignoring its commands is blamed wrongly.
+    rec = _rogue_run(tmp_path, 1400.0, 9.0, 27.4)
+    log = tmp_path / "hearth-run.log"
+    log.write_text(log.read_text() + "ERROR x: miner bitaxe-1 ignores its command: target\n")
+    c = check_rogue_miner(rec)
+    assert any("blames bitaxe-1" in v for v in c.violations)
 
 
 @pytest.mark.slow
@@ -168,22 +211,23 @@ async def test_clock_steps_and_a_miner_that_ignores_its_target(tmp_path: Path) -
     assert hilkit.statuses(bad)["ledger"] == "failed"
     assert "samples lost" in json.dumps(bad["checks"])
     # The S9 keeps its power whatever it is told; the cloud makes it alone break the
-    # 500 W limit: the others shed, the controller pauses it and names it.
-    figs = _figs(rogue)
-    if figs["rogue_miner.rogue_alone_over_limit_s"] <= 2.0:
-        # Found at the end of the issue-15 session: since the site bound refused this
-        # scenario (S9 above a 500 W contract) it had not run; with the new allocator the
-        # rogue S9 is never alone over the limit, so the scenario no longer provokes what
-        # it checks. To be re-tuned (docs/hil.md), not a safety failure: import held.
-        pytest.xfail("miner-ignores-target no longer provokes a rogue-alone excess with "
-                     "the new allocator (scenario to re-tune)")
+    # 500 W limit for 15 s: the controller pauses it at once and names it (the log and a
+    # trip), and holds the Bitaxes at their minimum, its power not theirs to share.
     assert rogue["passed"], json.dumps(rogue, indent=1)
-    assert figs["rogue_miner.rogue_alone_over_limit_s"] > 2.0
+    figs = _figs(rogue)
+    assert figs["rogue_miner.rogue_alone_over_limit_s"] > 10.0
     assert figs["rogue_miner.rogue_named"] == 1
     assert figs["rogue_miner.rogue_paused"] == 1
+    assert figs["rogue_miner.rogue_pause_after_s"] <= 2.5
+    assert figs["rogue_miner.rogue_others_above_floor_w"] <= 2.0
     assert figs["trips"].get("import_limit", 0) > 0
+    assert figs["trips"].get("miner_ignores_stop", 0) > 0
     log = (tmp_path / "miner-ignores-target-real" / "hearth-run.log").read_text()
     assert "miner s9 ignores its command: paused" in log
+    assert "trip miner_ignores_stop: miner s9 still draws" in log
+    for name in ("bitaxe-1", "bitaxe-2"):  # the obeying miners are not blamed
+        assert f"miner {name} ignores its command" not in log
+        assert f"miner_ignores_stop: miner {name}" not in log
 
 
 def _timeline(tmp_path: Path, name: str) -> list[dict[str, float]]:

@@ -164,6 +164,7 @@ _REASONS: dict[str, str] = {
     "heating_price_cap": "Off: grid power costs more now than the heat is worth.",
     "plan": "Follows the day-ahead plan.",
     "export_price": "Off: selling the power to the grid pays more now.",
+    "export_pays": "Off: {pays}.",
     "dr_absorb": "Runs at the grid operator's request.",
     "battery_discharge": "Held back: it would run on the battery.",
     "island_battery": "Held back: the battery carries the house.",
@@ -197,8 +198,18 @@ def duration_words(s: float) -> str:
     return f"{m // 60} h" + (f" {m % 60} min" if m % 60 else "")
 
 
-def reason_words(code: str, left_s: float | None = None, power_w: float | None = None) -> str:
-    """One sentence for a reason code, with the time left when the controller gave one."""
+def per_kwh_words(x: float, currency: str) -> str:
+    """4.1 ct/kWh for a euro or dollar site, else 0.041 CHF/kWh: as a bill says it."""
+    if currency in ("EUR", "USD"):
+        return f"{x * 100:.1f} ct/kWh"
+    return f"{x:.3f} {currency}/kWh"
+
+
+def reason_words(code: str, left_s: float | None = None, power_w: float | None = None,
+                 worth_per_kwh: float | None = None, price_per_kwh: float | None = None,
+                 currency: str = "EUR") -> str:
+    """One sentence for a reason code, with the time left when the controller gave one
+    (and, for `export_pays`, the two numbers it compared)."""
     text = _REASONS.get(code)
     if text is None:
         text = code.replace("_", " ").capitalize() + "[ ({left} left)]."
@@ -207,6 +218,11 @@ def reason_words(code: str, left_s: float | None = None, power_w: float | None =
                                                                 duration_words(left_s))
     else:
         text = re.sub(r"\[[^\]]*\]", "", text)
+    pays = "selling the power to the grid pays more now"
+    if worth_per_kwh is not None and price_per_kwh is not None:
+        pays = (f"mining pays {per_kwh_words(worth_per_kwh, currency)}, export pays "
+                f"{per_kwh_words(price_per_kwh, currency).split(' ')[0]}: exporting")
+    text = text.replace("{pays}", pays)
     return text.replace("{power}", "" if power_w is None else f", {power_words(power_w)}")
 
 
@@ -288,7 +304,9 @@ def miners_of(tick: TickRecord, cfg: SiteConfig) -> list[Miner]:
             temp_c=None if r is None else r.temp_c,
             manual_w=manual.get(mc.name), heats_tank=mc.heats_tank,
             reason=reason, reason_left_s=None if left is None else round(float(left), 1),
-            why=None if reason is None else reason_words(reason, left, power)))
+            why=None if reason is None else reason_words(
+                reason, left, power, getattr(c, "reason_worth_per_kwh", None),
+                getattr(c, "reason_price_per_kwh", None), cfg.site.currency)))
     return out
 
 

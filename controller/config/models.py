@@ -373,6 +373,25 @@ class Mode(StrEnum):
 
 class ControlSection(Strict):
     mode: Mode = Field(default=Mode.GRID, strict=False)  # read from its TOML string
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_export_rule(cls, data: Any) -> Any:
+        """`shed_when_export_pays = true|false` (before issue 16) is `surplus_policy =
+        "value"|"always_mine"`; both at once must agree."""
+        if not isinstance(data, dict) or "shed_when_export_pays" not in data:
+            return data
+        data = dict(data)
+        old = data.pop("shed_when_export_pays")
+        if not isinstance(old, bool):
+            raise ValueError("shed_when_export_pays: must be true or false (it is now "
+                             "surplus_policy = \"value\" | \"always_mine\")")
+        policy = "value" if old else "always_mine"
+        if data.setdefault("surplus_policy", policy) != policy:
+            raise ValueError(f"shed_when_export_pays = {str(old).lower()} contradicts "
+                             f"surplus_policy = {data['surplus_policy']!r}")
+        return data
+
     tick_s: Annotated[float, Field(gt=0, le=60)] = 1.0
     export_margin_w: Watts = Field(
         default=50.0, description="Grid setpoint: keep this much export so miners never import"
@@ -423,11 +442,13 @@ class ControlSection(Strict):
         description="The displaced heat counts in the price rules once the tank is this far "
         "below its target, until it is back at it",
     )
-    shed_when_export_pays: bool = Field(
-        default=False,
-        description="Grid mode: cap the miners whose value per kWh (BTC, plus heat while "
-        "the tank wants it) is below the export price, since exporting their power pays "
-        "more. Off: the miners always eat the surplus",
+    surplus_policy: Literal["value", "always_mine"] = Field(
+        default="always_mine",
+        description="Grid mode, surplus PV: 'value' mines a kWh only while it earns more "
+        "than exporting it (BTC at the step's terms, plus the heat while the tank wants "
+        "it, against the export price, with price_hysteresis_per_kwh and "
+        "price_decision_min_hold_s); the miners held off say 'export_pays'. 'always_mine': "
+        "the miners eat the surplus whatever export pays (the default: see docs/modes.md)",
     )
     price_spike_per_kwh: float | None = Field(
         default=None,

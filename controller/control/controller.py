@@ -28,7 +28,7 @@ from controller.control.battery import BatteryArbiter
 from controller.control.loops import GridLoop, TankLoop
 from controller.control.overrides import NO_OVERRIDES, Overrides
 from controller.control.supervisor import Supervisor, Worth
-from controller.control.types import Commands, Measurements, Reading, Trip
+from controller.control.types import Commands, Measurements, MinerCommand, Reading, Trip
 from controller.economics.breakeven import site_break_even
 from controller.economics.hashprice import BtcTerms, config_terms
 
@@ -151,9 +151,11 @@ class Controller:
     def _worth(self, terms: BtcTerms) -> Worth:
         cfg = self.cfg
         warm, cold = site_break_even(cfg, terms, True), site_break_even(cfg, terms, False)
+        # Per miner (cold, warm) value per kWh: the numbers an `export_pays` reason gives.
+        self._worth_by_name = {name: (float(cold[name].total_per_kwh),
+                                      float(warm[name].total_per_kwh)) for name in cold}
         return Worth([
-            (m.max_power_w, float(cold[m.name].total_per_kwh), float(warm[m.name].total_per_kwh))
-            for m in self.allocator.miners
+            (m.max_power_w, *self._worth_by_name[m.name]) for m in self.allocator.miners
         ])
 
     def _use_terms(self, terms: BtcTerms) -> None:
@@ -188,6 +190,24 @@ class Controller:
             if r.at_s >= since + mc.stop_s + self.tick_s and r.power_w > mc.idle_power_w:
                 out[name] = r.power_w
         return out
+
+    def _export_pays(self, commands: tuple[MinerCommand, ...], export_price: float | None,
+                     wants_heat: bool) -> tuple[MinerCommand, ...]:
+        """Miners held off by the export rule (surplus_policy = "value") say so with the
+        two numbers people compare: what a kWh earns through the miner, what export pays."""
+        out = []
+        margin = self.cfg.control.price_hysteresis_per_kwh
+        for cmd in commands:
+            if cmd.reason == "no_room":
+                cold, warm = self._worth_by_name[cmd.name]
+                worth = warm if wants_heat and cmd.name in self._tank_miners else cold
+                if export_price is not None and worth < export_price + margin:
+                    cmd = cmd._replace(reason="export_pays", reason_worth_per_kwh=worth,
+                                       reason_price_per_kwh=export_price)
+                else:
+                    cmd = cmd._replace(reason="not_enough_surplus")
+            out.append(cmd)
+        return tuple(out)
 
     def worth_buying_w(self, import_price_per_kwh: float, tank_wants_heat: bool) -> float:
         """Miner power worth buying from the grid at this price: the miners whose value per
@@ -497,6 +517,9 @@ class Controller:
         why = "not_enough_surplus" if limiter in ("grid", "island") else limiter
         commands = alloc.commands
         if any(cmd.reason == "no_room" for cmd in commands):
-            commands = tuple(cmd._replace(reason=why) if cmd.reason == "no_room" else cmd
-                             for cmd in commands)
+            if why == "export_price":
+                commands = self._export_pays(commands, m.export_price_per_kwh, wants_heat)
+            else:
+                commands = tuple(cmd._replace(reason=why) if cmd.reason == "no_room" else cmd
+                                 for cmd in commands)
         return Commands(commands, total, mode.value, limiter, tuple(trips))

@@ -125,7 +125,7 @@ class Supervisor:
         self.hysteresis = c.price_hysteresis_per_kwh
         self.min_hold_s = c.price_decision_min_hold_s
         self.spike_per_kwh = c.price_spike_per_kwh
-        self.export_rule = c.shed_when_export_pays
+        self.export_rule = c.surplus_policy == "value"
         bh = cfg.backup_heat
         self.heating_cap_per_kwh = (
             c.heating_price_cap_per_kwh if c.heating_price_cap_per_kwh is not None
@@ -146,8 +146,12 @@ class Supervisor:
         self.buy_level_since_s = -INF
         self._band_key: tuple[float, bool] | None = None
         self._band = (0.0, 0.0)
+        # The export rule's state (surplus_policy = "value"): the miner power worth more
+        # than exporting, and since when (the same margin and hold as the price rule).
+        self.mine_level_w = self.capacity_w
+        self.mine_level_since_s = -INF
         self._export_key: tuple[float, bool] | None = None
-        self._export_worth_w = 0.0
+        self._export_band = (0.0, 0.0)
 
     def set_worth(self, worth: Worth) -> None:
         """New values per kWh (new bitcoin terms): the price bands are derived again; the
@@ -176,6 +180,24 @@ class Supervisor:
         if new != level and now - self.buy_level_since_s >= self.min_hold_s:
             self.buy_level_w, self.buy_level_since_s = new, now
         return self.buy_level_w
+
+    def mine_level_w_at(self, export_price_per_kwh: float, tank_wants_heat: bool,
+                        now: float) -> float:
+        """Miner power whose kWh earns more than exporting it, with a margin and a hold:
+        a miner held off comes back only when it earns the export price plus the margin,
+        and is held off only when it earns less than the export price minus it (a value
+        near the export price does not flap)."""
+        h, level = self.hysteresis, self.mine_level_w
+        key = (export_price_per_kwh, tank_wants_heat)
+        if key != self._export_key:
+            self._export_key = key
+            self._export_band = (self.worth.power_w(export_price_per_kwh + h, tank_wants_heat),
+                                 self.worth.power_w(export_price_per_kwh - h, tank_wants_heat))
+        up, down = self._export_band
+        new = up if level < up else down if level > down else level
+        if new != level and now - self.mine_level_since_s >= self.min_hold_s:
+            self.mine_level_w, self.mine_level_since_s = new, now
+        return self.mine_level_w
 
     # -- the decision --------------------------------------------------------------------
 
@@ -214,10 +236,7 @@ class Supervisor:
                 setpoint = 0.0  # exporting costs money: eat the export margin too
             elif (self.export_rule and exp is not None and mode is Mode.GRID
                   and o.plan_min_w is None):
-                if (exp, tank_wants_heat) != self._export_key:
-                    self._export_key = (exp, tank_wants_heat)
-                    self._export_worth_w = self.worth.power_w(exp, tank_wants_heat)
-                worth_w = self._export_worth_w
+                worth_w = self.mine_level_w_at(exp, tank_wants_heat, now)
                 if worth_w < self.capacity_w:
                     soft = max(worth_w, self._unexportable_w(miner_w, setpoint, process_w))
                     soft_reason = "export_price"

@@ -68,6 +68,10 @@ class MinerCommand(NamedTuple):
     # change, when that is known. Empty for a miner running normally.
     reason: str = ""
     reason_left_s: float | None = None
+    # `export_pays`: what a kWh through this miner earns (BTC at the step's terms, plus its
+    # heat while the tank wants it) and what exporting it pays, site currency per kWh.
+    reason_worth_per_kwh: float | None = None
+    reason_price_per_kwh: float | None = None
 
 
 class Trip(NamedTuple):

@@ -49,7 +49,7 @@ def supervised(draw: st.DrawFn) -> tuple[SiteConfig, Trace]:
         price_hysteresis_per_kwh=draw(st.sampled_from([0.0, 0.01, 0.05])),
         price_decision_min_hold_s=draw(st.sampled_from([0.0, 60.0, 900.0])),
         price_spike_per_kwh=draw(st.one_of(st.none(), st.floats(0.1, 0.6))),
-        shed_when_export_pays=draw(st.booleans()),
+        surplus_policy=draw(st.sampled_from(["value", "always_mine"])),
         heating_price_cap_per_kwh=draw(st.one_of(st.none(), st.floats(-0.05, 0.5))),
         island_probe_w=draw(st.floats(0, 300)),
     )

@@ -118,7 +118,7 @@ def test_openadr_caps_in_watts_are_bounded_by_the_site() -> None:
 
 @pytest.mark.parametrize(("section", "key", "value"), [
     ("control", "tick_s", "1"),  # a number as a string is not a number
-    ("control", "shed_when_export_pays", 1),  # 1 is not true
+    ("control", "surplus_policy", "mine"),  # not one of the two
     ("site", "main_fuse_a", "25"),
     ("site", "name", 12),
 ])

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 import simkit
 
 from controller.config.models import Mode
@@ -14,6 +15,7 @@ from controller.control.controller import Controller
 from controller.control.overrides import NO_OVERRIDES, Overrides
 from controller.control.supervisor import Supervisor, Worth
 from controller.control.types import Commands, Measurements, Reading
+from controller.errors import InputError
 from controller.sim.plant import Plant
 
 
@@ -94,20 +96,69 @@ def test_dr_absorb_raises_the_floor_and_beats_a_price_spike() -> None:
 
 def test_exporting_beats_a_miner_worth_less_than_the_export_price() -> None:
     # The S9 earns 0.026 per kWh in BTC, the Bitaxes 0.13: at 0.10 export, the S9 sheds.
-    ctl = {**simkit.site_dict()["control"], "shed_when_export_pays": True}
+    ctl = {**simkit.site_dict()["control"], "surplus_policy": "value"}
     off, _, _ = _run(pv=3000.0, exp=0.10)
     assert off.total_target_w > 1400  # by default the miners eat the surplus regardless
     cheap, _, _ = _run(pv=3000.0, exp=0.02, control=ctl)
     assert cheap.total_target_w > 1400
     dear, _, lim = _run(pv=3000.0, exp=0.10, control=ctl)
-    assert not dear.by_name()["s9"].run
+    s9 = dear.by_name()["s9"]
+    assert not s9.run
     assert dear.by_name()["bitaxe-1"].run and dear.by_name()["bitaxe-2"].run
     assert "export_price" in lim
+    # The S9 says why, with the two numbers it was compared on (BTC per kWh, export).
+    assert s9.reason == "export_pays"
+    assert s9.reason_price_per_kwh == 0.10
+    assert s9.reason_worth_per_kwh is not None and 0.02 < s9.reason_worth_per_kwh < 0.03
+    from hmi.state import reason_words
+
+    assert reason_words(s9.reason, None, None, s9.reason_worth_per_kwh,
+                        s9.reason_price_per_kwh) == \
+        f"Off: mining pays {s9.reason_worth_per_kwh * 100:.1f} ct/kWh, export pays 10.0: " \
+        "exporting."
+
+
+def test_the_old_export_rule_key_still_reads() -> None:
+    d = simkit.site_dict()
+    d["control"]["shed_when_export_pays"] = True
+    assert simkit.parse_site(d).control.surplus_policy == "value"
+    d["control"]["surplus_policy"] = "always_mine"
+    with pytest.raises(InputError, match="contradicts"):
+        simkit.parse_site(d)
+    del d["control"]["surplus_policy"]
+    d["control"]["shed_when_export_pays"] = 1  # 1 is not true
+    with pytest.raises(InputError, match="shed_when_export_pays: must be true or false"):
+        simkit.parse_site(d)
+
+
+def _s9_switches(price_hysteresis: float, hold_s: float) -> int:
+    """Export price wobbling around the S9's value (0.026 per kWh) every minute for two
+    hours of ample surplus: how often its run decision flips."""
+    ctl = {**simkit.site_dict()["control"], "surplus_policy": "value",
+           "price_hysteresis_per_kwh": price_hysteresis,
+           "price_decision_min_hold_s": hold_s, "on_delay_s": 0.0, "off_delay_s": 0.0}
+    cfg = simkit.site(battery=None, tank=None, miners=_room_miners(), control=ctl)
+    plant, ctrl = Plant(cfg), Controller(cfg)
+    flips, last = 0, None
+    for t in range(7200):
+        exp = 0.021 if (t // 60) % 2 else 0.031
+        now = float(t)
+        cmds = ctrl.step(plant.measure(now, 3000.0, 400.0, 0.30, exp), now)
+        plant.step(cmds, 1.0, 3000.0, 400.0, 0.0)
+        run = cmds.by_name()["s9"].run
+        flips += last is not None and run != last
+        last = run
+    return flips
+
+
+def test_value_policy_does_not_flap_around_the_export_price() -> None:
+    assert _s9_switches(0.0, 0.0) >= 10  # no margin, no hold: it follows every wobble
+    assert _s9_switches(0.01, 900.0) <= 1  # the defaults: one decision, kept
 
 
 def test_surplus_the_export_limit_would_curtail_is_still_mined() -> None:
     site = {"site": {**simkit.site_dict()["site"], "grid_export_limit_w": 1000},
-            "control": {**simkit.site_dict()["control"], "shed_when_export_pays": True}}
+            "control": {**simkit.site_dict()["control"], "surplus_policy": "value"}}
     cfg = simkit.site(battery=None, tank=None, miners=_room_miners(), **site)
     plant, ctrl = Plant(cfg), Controller(cfg)
     pv, load = 2200.0, 400.0  # 1800 W surplus, 1000 W of it exportable

@@ -18,7 +18,7 @@ from typing import IO, Any, Protocol
 
 from controller.errors import InputError
 from controller.ledger.query import Ledger, local_day_bounds
-from hmi.schemas import HistoryPoint, RevenueOut, RevenuePeriod
+from hmi.schemas import HistoryPoint, PoolMonth, RevenueOut, RevenuePeriod
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,18 @@ def period_of(label: str, totals: dict[str, Any]) -> RevenuePeriod:
         heat_value=str(totals["heat_value"]), power_cost=str(totals["power_cost"]),
         heat_kwh=str(totals["heat_delivered_kwh"]), miner_kwh=str(totals["miner_kwh"]),
         net=str(totals["net"]))
+
+
+def pool_of(ledger: Ledger, now_s: float, months: int = 3) -> list[PoolMonth]:
+    """Expected vs paid sats for the last `months` local months, when any of them has
+    payouts (without any, the page has nothing to reconcile)."""
+    from datetime import datetime
+
+    today = datetime.fromtimestamp(now_s, ledger.tz).date()
+    rec = ledger.reconciliation(today.year, today.month, months)
+    if not any(m.payouts for m in rec):
+        return []
+    return [PoolMonth.model_validate(m.as_json()) for m in rec]
 
 
 class LedgerRevenue:
@@ -101,11 +113,12 @@ class LedgerRevenue:
             return c[2]
         try:
             snap = self._call(lambda lg: lg.snapshot(now_s))
+            pool = self._call(lambda lg: pool_of(lg, now_s))
         except Unavailable as err:
             return RevenueOut(available=False, reason=str(err), currency=self.currency)
         out = RevenueOut(available=True, currency=snap["currency"],
                          today=period_of("today", snap["today"]),
-                         month=period_of("month", snap["month"]))
+                         month=period_of("month", snap["month"]), pool=pool)
         self._cache = (time.monotonic(), day, out)
         return out
 

@@ -170,12 +170,30 @@ class RevenuePeriod(_Out):
     net: str = Field(description="btc_value + heat_value - power_cost")
 
 
+class PoolMonth(_Out):
+    """Pool reconciliation of one local month (docs/ledger.md, Pool payouts)."""
+
+    month: str = Field(description="YYYY-MM, the site's local month")
+    expected_sats: int = Field(description="Expected after the pool fee (what FPPS owes)")
+    gross_sats: int | None = Field(description="Expected before the pool fee")
+    pool_fee_sats: int | None = Field(description="gross - expected: the configured fee")
+    paid_sats: int = Field(description="Payouts attributed to the month")
+    payouts: int
+    difference_sats: int = Field(description="paid - expected: luck, and fees beyond the "
+                                             "configured one")
+    ratio: str | None = Field(description="paid / expected; null without payouts")
+
+
 class RevenueOut(_Out):
     available: bool
     reason: str | None = None
     currency: str
     today: RevenuePeriod | None = None
     month: RevenuePeriod | None = None
+    pool: list[PoolMonth] = Field(
+        default_factory=list,
+        description="Expected vs paid sats for this month and the two before, if any payouts "
+                    "were imported for them (hearth ledger payouts import)")
 
 
 # -- commands -----------------------------------------------------------------------------

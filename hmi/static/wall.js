@@ -333,6 +333,30 @@ function renderMoney(r) {
   box.append(periodBox("Today", r.today, r.currency), periodBox("This month", r.month, r.currency),
              el("p", { class: "note", text: "Total = Bitcoin + heat − power cost" }),
              btcTermsLine());
+  if (r.pool && r.pool.length) box.append(poolTable(r.pool));
+}
+
+// Pool reconciliation (docs/ledger.md): what the pool paid against what the hashes were
+// expected to earn after its fee, per month; the difference is its luck (and extra fees).
+function poolTable(months) {
+  const row = (m) => el("tr", {},
+    el("th", { scope: "row", text: monthWords(m.month) }),
+    el("td", { text: fmtInt(m.expected_sats) }),
+    el("td", { text: fmtInt(m.paid_sats) }),
+    el("td", { text: m.ratio === null ? "–" : `${(Number(m.ratio) * 100).toFixed(1)} %` }));
+  return el("table", { class: "pool", id: "pool" },
+    el("caption", { text: "Pool payouts (sats): paid against expected after its fee" }),
+    el("thead", {}, el("tr", {}, el("th", { scope: "col", text: "Month" }),
+                               el("th", { scope: "col", text: "Expected" }),
+                               el("th", { scope: "col", text: "Paid" }),
+                               el("th", { scope: "col", text: "Paid / expected" }))),
+    el("tbody", {}, ...months.map(row)));
+}
+
+function monthWords(ym) {
+  const [y, m] = ym.split("-").map(Number);
+  return new Intl.DateTimeFormat(undefined, { timeZone: "UTC", month: "short", year: "numeric" })
+    .format(new Date(Date.UTC(y, m - 1, 1)));
 }
 
 // One element, kept across renderMoney's rebuilds; renderBitcoin fills it every tick.

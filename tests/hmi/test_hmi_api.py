@@ -128,11 +128,37 @@ async def test_revenue_comes_from_the_ledger(tmp_path: Path) -> None:
         assert Decimal(today["heat_value"]) > 0
 
 
+async def test_revenue_reconciles_pool_payouts_per_month(tmp_path: Path) -> None:
+    """The money view's pool table: the ledger's reconciliation of this month and the two
+    before, shown only once payouts were imported."""
+    from controller.economics.payouts import Payout
+
+    async with live_demo(tmp_path, ticks=400) as live, live.client() as c:
+        assert live.site.writer is not None
+        live.site.writer.flush()
+        r = (await c.get("/api/revenue")).json()
+        assert r["pool"] == []  # nothing imported: nothing to reconcile
+        now = int(live.ctx.now_s())
+        lg = Ledger.open(live.site.cfg.ledger.url)
+        try:
+            lg.import_payouts([Payout(now, 21, "demo-1", now - 86_400, now - 3600)])
+            expected = lg.reconciliation(2025, 4, 3)
+        finally:
+            lg.close()
+        live.ctx.ledger._cache = None  # type: ignore[attr-defined]  # the 5-s cache
+        r = (await c.get("/api/revenue")).json()
+        assert r["pool"] == [m.as_json() for m in expected]
+        april = r["pool"][-1]
+        assert april["month"] == "2025-04" and april["paid_sats"] == 21
+        assert april["payouts"] == 1 and april["expected_sats"] > 0
+        assert april["difference_sats"] == 21 - april["expected_sats"]
+
+
 async def test_revenue_without_a_ledger_says_so(tmp_path: Path) -> None:
     async with live_demo(tmp_path, ticks=2, ledger=False) as live, live.client() as c:
         r = (await c.get("/api/revenue")).json()
         assert r == {"available": False, "reason": "the ledger is switched off for this site",
-                     "currency": "EUR", "today": None, "month": None}
+                     "currency": "EUR", "today": None, "month": None, "pool": []}
         day = await c.get("/api/ledger/day", params={"date": "2025-04-21"})
         assert day.status_code == 503
         assert "switched off" in day.json()["error"]

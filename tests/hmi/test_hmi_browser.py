@@ -97,6 +97,7 @@ def test_wall_page_goes_live_offline_and_values_change(demo: DemoProcess, driver
     # Where the BTC price comes from: the demo's feed is off, so the site file's price.
     btc = _text(driver, "#btc-terms")
     assert "Bitcoin" in btc and "Fixed price: no live one yet." in btc, btc
+    assert not driver.find_elements("css selector", "#pool")  # no payouts: no pool table
     # Nothing outside the Pi was asked for, and nothing failed to load.
     urls = requested_urls(driver)
     assert urls and all(u.startswith(demo.url) for u in urls if u.startswith("http")), urls
@@ -167,6 +168,35 @@ def test_installer_sets_up_and_sees_a_validation_error(demo: DemoProcess, driver
     assert not field.find_elements("xpath", "following-sibling::div[@class='field-error']")
     site = Path(demo.data_dir / "site.toml").read_text()
     assert "max_c = 75" in site
+
+
+def test_money_view_reconciles_pool_payouts(demo: DemoProcess, driver: Any) -> None:
+    """A payout imported into the demo's ledger shows in the money view's pool table."""
+    import time
+
+    from controller.economics.payouts import Payout
+    from controller.ledger.query import Ledger
+
+    viewport(driver, 1280, 800)
+    driver.get(demo.url + "/")
+    _live(driver)
+    wait_until(lambda: "Today" in _text(driver, "#money"), 20, "the revenue")
+    now = int(time.time())
+    lg = Ledger.open(f"sqlite:///{demo.data_dir / 'ledger.sqlite3'}")
+    try:
+        lg.import_payouts([Payout(now, 1234, f"browser-{now}", now - 86_400, now - 3600)])
+    finally:
+        lg.close()
+
+    def pool_rows() -> list[str]:
+        driver.refresh()  # the page reloads revenue every 30 s; the API caches 5 s
+        wait_until(lambda: "Today" in _text(driver, "#money"), 20, "the revenue")
+        return [r.text for r in driver.find_elements("css selector", "#pool tbody tr")]
+
+    wait_until(lambda: any("1,234" in r for r in pool_rows()), 30, "the pool table")
+    caption = _text(driver, "#pool caption")
+    assert "paid against expected" in caption
+    shot(driver, "wall-1280x800-pool")
 
 
 def test_mode_changes_with_a_tap_after_the_pin(demo: DemoProcess, driver: Any) -> None:

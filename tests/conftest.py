@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from _pytest.nodeid import NodeId
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -27,16 +28,41 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 #   the long ones do not start last and stretch the run.
 # - `rig`: an emulated HIL rig that runs in real time against deadlines (implies slow).
 #   Rigs are spread over RIG_LANES xdist groups in collection order, so at most that many
-#   run at once and the rest of the suite gets the other workers and the CPU.
+#   run at once and the rest of the suite gets the other workers and the CPU. Two by
+#   default, one per worker of `make test`: one lane alone holds ~10 min of real-time
+#   scenarios (bench/suite_time.py), longer than the whole suite's target.
 
-RIG_LANES = int(os.environ.get("HEARTH_RIG_LANES", "3"))
+RIG_LANES = int(os.environ.get("HEARTH_RIG_LANES", "2"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "rig: a real-time HIL rig test (implies slow); "
                             "at most HEARTH_RIG_LANES of them run at once under xdist")
+    config.pluginmanager.register(XdistGroups(), "hearth-xdist-groups")
 
 
+class XdistGroups:
+    """Make `--dist loadgroup` group again under pytest 9.
+
+    pytest-xdist (3.8) tells its scheduler an item's group by appending "@group" to
+    `item._nodeid`; pytest 9 keeps node ids in `item._id`, so the suffix never reached the
+    node id and every `xdist_group` (the rig lanes, the browser and MicroPython groups) was
+    silently spread over all workers (tests/unit/test_suite_schedule.py). Where xdist's own
+    suffix did not take, this sets it."""
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, config: pytest.Config,
+                                      items: list[pytest.Item]) -> None:
+        if not getattr(config.option, "loadgroup", False):
+            return
+        for it in items:
+            names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                            for m in it.iter_markers("xdist_group")})
+            if names and "@" not in it.nodeid and hasattr(it, "_id"):
+                it._id = NodeId.parse(f"{it.nodeid}@{'_'.join(names)}")
+
+
+@pytest.hookimpl(tryfirst=True)  # the groups must be there before xdist reads them
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     rigs = [it for it in items if it.get_closest_marker("rig") is not None]
     for k, it in enumerate(rigs):

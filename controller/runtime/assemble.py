@@ -156,6 +156,11 @@ def build_safe_service(cfg: SiteConfig, site_path: str, reason: str,
 
         _bridge, commands, publisher = wire_mqtt(cfg, site_path, on_saved=saved,
                                                  ledger_today=False, store=store)
+        # No price or bitcoin terms feed runs in safe mode: say so rather than answer ok.
+        from controller.runtime.price_commands import PriceCommandTap, refuse_in_safe_mode
+
+        commands.queue = PriceCommandTap(commands.queue, refuse_in_safe_mode,
+                                         refuse_in_safe_mode)
         service.publishers.append(publisher)
         service.command_hooks.append(commands)
     service.command_hooks.append(safe_mode)  # last: nothing lifts it

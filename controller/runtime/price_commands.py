@@ -11,7 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from controller.bridge.commands import Command, CommandQueue, SetBitcoinTerms, SetPrices
+from controller.bridge.commands import (
+    Command,
+    CommandQueue,
+    CommandRefused,
+    SetBitcoinTerms,
+    SetPrices,
+)
+from controller.errors import Problem
 from controller.runtime.market import MarketTerms
 from controller.runtime.prices import PriceSeries
 
@@ -34,3 +41,10 @@ class PriceCommandTap(CommandQueue):
 
     def drain(self) -> list[Command]:
         return self.inner.drain()
+
+
+def refuse_in_safe_mode(_: object) -> None:
+    """Safe mode runs no price or terms feed: a series or terms sent then are refused."""
+    raise CommandRefused([Problem("", "safe mode: the controller runs no price or bitcoin "
+                                      "terms feed until its site file is fixed; send it "
+                                      "again after the restart")])

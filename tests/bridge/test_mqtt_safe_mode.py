@@ -55,6 +55,12 @@ def test_a_site_whose_miners_cannot_be_built_runs_in_safe_mode(tmp_path: Path) -
             inst.subscribe(reply)
             got = inst.request(f"{BASE}/config/get", b"{}", reply, b"g").json()
             assert got["ok"] is True
+            # No terms feed runs in safe mode: pushed terms are refused, not silently dropped.
+            terms = {"difficulty": 1.4e14, "reward_sats": 315_000_000, "btc_price": 80000,
+                     "currency": "EUR"}
+            ans = inst.request(f"{BASE}/cmd/bitcoin_terms", json.dumps(terms), reply,
+                               b"t").json()
+            assert ans["ok"] is False and "safe mode" in ans["errors"][0]["reason"], ans
             # The HMI is up and says why the miners are off.
             url = f"http://127.0.0.1:{hmi_port}"
             brokerkit.wait_until(lambda: _get(url) is not None, TIMEOUT_S, "the HMI")

@@ -117,6 +117,15 @@ def test_payouts_import(url: str, tmp_path: Path) -> None:
     assert "0 new, 1 already in the ledger" in out
     rc, out, _ = run(["ledger", "report", "--db", url, "--day", "2015-04-21"])
     assert "pool payouts: 1, 300 sats paid against" in out
+    # The month report ends with the reconciliation: April's expected vs the 300 paid.
+    rc, out, _ = run(["ledger", "report", "--db", url, "--month", "2015-04"])
+    assert rc == 0 and "pool reconciliation" in out
+    april = next(x for x in out.splitlines() if x.startswith("2015-04 "))
+    assert april.split()[4] == "300" and april.split()[-1] == "1"  # paid, payouts
+    rc, out, _ = run(["ledger", "report", "--db", url, "--month", "2015-04", "--json"])
+    rec = json.loads(out)["pool_reconciliation"]
+    assert [(m["month"], m["paid_sats"], m["payouts"]) for m in rec] == [("2015-04", 300, 1)]
+    assert rec[0]["difference_sats"] == 300 - rec[0]["expected_sats"]
 
 
 def test_bad_arguments_and_inputs(tmp_path: Path) -> None:

@@ -41,6 +41,7 @@ class MinerState:
 # chosen on captured watts and start penalty alone. At an effective 0.1 the S9s kept running
 # and the dev year's BTC came out 7 % below the evcc-style rule's at equal capture.
 _EFFICIENCY_WEIGHT = 0.3
+_NO_MINERS: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +106,15 @@ class Allocator:
         self._by_name = {m.name: m for m in miners}
         self.state: dict[str, MinerState] = {m.name: MinerState() for m in miners}
         self._levels = {m.name: m.levels_w() for m in miners}
+        # Per-tick lookups, derived once: the tank miners; per miner in configuration
+        # order its name, config, state and the target resolution of a power-target miner.
+        self._tank_members = [m for m in self.miners if m.heats_tank]
+        self._ordered = [(m, self.state[m.name]) for m in self.miners]  # efficiency order
+        self._commanded = [
+            (m.name, m, self.state[m.name],
+             m.target_resolution_w if m.actuation is Actuation.POWER_TARGET else None)
+            for m in miners
+        ]
         self.on_hysteresis_w = on_hysteresis_w
         self.on_delay_s = on_delay_s
         self.off_delay_s = off_delay_s
@@ -176,9 +186,9 @@ class Allocator:
         # times (their off delay runs while the minimum on-time holds them); stopped
         # miners against the best set given the miners that must stay on.
         held = idle = True  # any running miner held by its minimum on-time / any running
-        for m in self.miners:
-            st = self.state[m.name]
-            if st.running and m.name not in self.no_pause and m.name not in pinned:
+        no_pause = self.no_pause
+        for m, st in self._ordered:
+            if st.running and m.name not in no_pause and m.name not in pinned:
                 idle = False
                 if now - st.switched_at_s < m.min_on_s:
                     break
@@ -186,16 +196,15 @@ class Allocator:
             held = False
         if idle and budget < self._smallest_start_w:
             # Nothing runs and nothing could start (a night): nothing to choose.
-            keep = start = frozenset[str]()
+            keep = start = _NO_MINERS
         else:
             start = self._best_set(budget, tank_budget, now, pinned, honour_min_on=True)
             keep = (self._best_set(budget, tank_budget, now, pinned, honour_min_on=False)
                     if held else start)
-        for m in self.miners:
+        for m, st in self._ordered:
             if m.name in pinned:
                 continue
-            st = self.state[m.name]
-            if m.name in self.no_pause:
+            if m.name in no_pause:
                 # A miner whose firmware cannot pause is held at its minimum when not
                 # wanted: it never stops, so it never starts either.
                 if not st.running:
@@ -348,29 +357,36 @@ class Allocator:
         # What the running miners after this one need at least: leave it to them, so the
         # spread adds up to the target instead of overshooting it by their minimums.
         rest_min = rest_min_t = 0.0
-        for m in self.miners:
-            if m.name not in pinned and self.state[m.name].running:
+        for m, st in self._ordered:
+            if st.running and m.name not in pinned:
                 rest_min += m.min_power_w
                 if m.heats_tank:
                     rest_min_t += m.min_power_w
-        for m in self.miners:
-            if m.name in pinned:
-                out[m.name] = pinned[m.name] if self.state[m.name].running else 0.0
+        levels_of = self._levels
+        for m, st in self._ordered:
+            name = m.name
+            if name in pinned:
+                out[name] = pinned[name] if st.running else 0.0
                 continue
-            if not self.state[m.name].running:
-                out[m.name] = 0.0
+            if not st.running:
+                out[name] = 0.0
                 continue
-            rest_min -= m.min_power_w
+            lo, hi = m.min_power_w, m.max_power_w
+            rest_min -= lo
+            room = total_left - rest_min
             if m.heats_tank:
-                rest_min_t -= m.min_power_w
-                room = min(total_left - rest_min, tank_left - rest_min_t)
-            else:
-                room = total_left - rest_min
-            p = min(max(room, m.min_power_w), m.max_power_w)
-            levels = self._levels[m.name]
+                rest_min_t -= lo
+                room_t = tank_left - rest_min_t
+                if room_t < room:
+                    room = room_t
+            # min(max(room, lo), hi), as min/max pick on ties and NaN
+            p = lo if lo > room else room
+            if hi < p:
+                p = hi
+            levels = levels_of[name]
             if levels is not None:
                 p = _level_at_or_below(levels, p)
-            out[m.name] = p
+            out[name] = p
             total_left -= p
             if m.heats_tank:
                 tank_left -= p
@@ -390,9 +406,12 @@ class Allocator:
         if cap_w == math.inf:
             return
         worst = 0.0
+        state = self.state
         for m in members:
-            if self.state[m.name].running:
-                worst += max(targets[m.name], actual_w.get(m.name, targets[m.name]))
+            if state[m.name].running:
+                t = targets[m.name]
+                a = actual_w.get(m.name, t)
+                worst += a if a > t else t  # max(t, a)
         if worst <= cap_w:
             return  # fast path: even without ramping down, nothing can exceed the cap
 
@@ -422,6 +441,7 @@ class Allocator:
         deadline_s: float,
         manual_w: Mapping[str, float] | None = None,
         seen_running: Mapping[str, bool] | None = None,
+        no_room_reason: str = "no_room",
     ) -> Allocation:
         """One tick. `actual_w`: measured power per miner (missing = assume its target).
 
@@ -431,7 +451,8 @@ class Allocator:
         whether it runs. A stop counts from the first readback that shows the miner
         stopped, not from the decision: a pause that lands late (a miner that lost power,
         rebooted and then got the retried pause) must not be followed by a resume a
-        second later.
+        second later. `no_room_reason`: what a miner held off for lack of room is told
+        (the controller passes the limit that set the budget).
         """
         if seen_running:
             for name, running in seen_running.items():
@@ -450,30 +471,32 @@ class Allocator:
         self._decide_running(b, now, pinned, deadline_s)
         targets = self._spread(b, pinned)
         forced: list[str] = []
-        tank_members = [m for m in self.miners if m.heats_tank]
-        self._shed(targets, actual_w, b.hard_tank_cap_w, tank_members, deadline_s, now, forced)
+        self._shed(targets, actual_w, b.hard_tank_cap_w, self._tank_members, deadline_s, now,
+                   forced)
         self._shed(targets, actual_w, b.hard_cap_w, self.miners, deadline_s, now, forced)
         commands = []
-        for name in self._config_order:
-            st = self.state[name]
-            m = self._by_name[name]
+        for name, m, st, resolution_w in self._commanded:
             t = targets[name]
             # Idempotent writes: keep the last target unless it moved by a resolution
             # step, or keeping it would exceed what the budget allows.
-            if (
-                st.running
-                and m.actuation is Actuation.POWER_TARGET
-                and abs(t - st.target_w) < m.target_resolution_w
-                and st.target_w <= t
-            ):
-                t = st.target_w
-            st.target_w = t if st.running else 0.0
-            reason, left = self._reason(m, st, now, name in pinned, name in forced)
+            if st.running:
+                if resolution_w is not None and abs(t - st.target_w) < resolution_w \
+                        and st.target_w <= t:
+                    t = st.target_w
+                st.target_w = t
+            else:
+                st.target_w = 0.0
+            if st.running and st.want_off_since_s is None and name not in self.no_pause \
+                    and name not in forced:
+                reason, left = "", None  # running normally (the common case)
+            else:
+                reason, left = self._reason(m, st, now, name in pinned, name in forced,
+                                            no_room_reason)
             commands.append(MinerCommand(name, st.running, st.target_w, reason, left))
         return Allocation(tuple(commands), tuple(forced))
 
     def _reason(self, m: MinerConfig, st: MinerState, now: float, pinned: bool,
-                forced: bool) -> tuple[str, float | None]:
+                forced: bool, no_room: str = "no_room") -> tuple[str, float | None]:
         """Why this miner is not running (or is about to stop), and for how long at most.
 
         `no_room` means the budget has no place for it; the controller turns it into the
@@ -499,4 +522,4 @@ class Allocator:
             return "on_delay", max(on_left, 0.0)
         if min_off_left > 0.0:
             return "min_off", min_off_left
-        return "no_room", None
+        return no_room, None

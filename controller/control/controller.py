@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 from controller.config.models import Mode, SiteConfig
 from controller.control.allocator import Allocator, Budgets
-from controller.control.battery import BatteryArbiter
+from controller.control.battery import BatteryArbiter, BatteryPolicy
 from controller.control.loops import GridLoop, TankLoop
 from controller.control.overrides import NO_OVERRIDES, Overrides
 from controller.control.supervisor import Supervisor, Worth
@@ -49,6 +49,9 @@ class StepDebug(NamedTuple):
 
 
 _SELF_CONSUMPTION = frozenset({"battery_first", "miners_first"})
+# Enum `.value` is a property lookup; the step reads these once per tick.
+_MODE_VALUE = {m: m.value for m in Mode}
+_POLICY_VALUE = {p: p.value for p in BatteryPolicy}
 
 
 def _age(r: Reading | None, now: float) -> float:
@@ -110,6 +113,15 @@ class Controller:
         # Per stopped miner: since when it has been told to be off (the first tick that
         # found it stopped in the allocator's state).
         self._told_off_at: dict[str, float] = {}
+        # Per miner, what the import cap's time alignment reads: (restart s, ramp W/s).
+        self._ramp = {mc.name: (mc.restart_s, mc.ramp_w_per_s) for mc in cfg.miners}
+        self._mode = c.mode
+        self._stale_s = c.stale_timeout_s
+        self._heat_band_c = c.price_heat_band_c
+        self._on_hysteresis_w = c.on_hysteresis_w
+        self._export_margin_w = c.export_margin_w
+        self._tank_target_c = cfg.tank.target_c if cfg.tank is not None else math.inf
+        self._tank_max_c = cfg.tank.max_c if cfg.tank is not None else math.inf
         self._wants_heat = False
         self._worth_terms: BtcTerms = self.terms
         self.debug: StepDebug | None = None
@@ -121,25 +133,30 @@ class Controller:
         A miner in `ignoring` does not follow its commands: its readback is held."""
         total = 0.0
         hist = self._readbacks
+        readings = m.miners
+        ramp = self._ramp
         for name, st in self.allocator.state.items():
-            r = m.miners.get(name)
+            r = readings.get(name)
             if r is None or now - r.at_s > stale_s:
                 total += actual[name]
                 continue
-            prev = hist.get(name)
-            if prev is None or prev[1] != r.at_s:
-                hist[name] = (prev[1] if prev is not None else r.at_s, r.at_s,
-                              prev[3] if prev is not None else r.power_w, r.power_w)
-            t0, t1, p0, p1 = hist[name]
+            at = r.at_s
+            h = hist.get(name)
+            if h is None:
+                h = hist[name] = (at, at, r.power_w, r.power_w)
+            elif h[1] != at:
+                h = hist[name] = (h[1], at, h[3], r.power_w)
+            t0, t1, p0, p1 = h
             if name in ignoring:
                 p = p1
             elif t_s >= t1:
                 # Forward: no faster than the ramp, not before its boot is over, no further
                 # than the target.
-                mc = self._miner_cfg[name]
-                boot_end = st.switched_at_s + mc.restart_s if st.running else t1
-                reach = mc.ramp_w_per_s * max(t_s - max(t1, boot_end), 0.0)
-                target = st.target_w if st.running else 0.0
+                restart_s, ramp_w_per_s = ramp[name]
+                running = st.running
+                boot_end = st.switched_at_s + restart_s if running else t1
+                reach = ramp_w_per_s * max(t_s - max(t1, boot_end), 0.0)
+                target = st.target_w if running else 0.0
                 p = min(p1 + reach, target) if target > p1 else max(p1 - reach, target)
             elif t_s <= t0 or t1 <= t0:
                 p = p0
@@ -215,29 +232,30 @@ class Controller:
         return self.worth.power_w(import_price_per_kwh, tank_wants_heat)
 
     def step(self, m: Measurements, now: float, o: Overrides = NO_OVERRIDES) -> Commands:
-        cfg, c = self.cfg, self.cfg.control
-        mode = o.mode if o.mode is not None else c.mode
+        mode = o.mode if o.mode is not None else self._mode
         island = mode is Mode.ISLAND
         last = self._last_now
         dt = self.tick_s if last is None or now <= last else now - last
         self._last_now = now
-        stale_s = c.stale_timeout_s
+        stale_s = self._stale_s
         trips: list[Trip] = []
         bt = m.btc_terms
         if bt is None:
             bt = self.static_terms
         if bt is not self.terms:
             self._use_terms(bt)
+        allocator = self.allocator
 
         # What the miners draw now: fresh readback, else what we last asked of them.
         actual: dict[str, float] = {}
         seen_running: dict[str, bool] | None = None  # miners stopped, not yet seen stopped
-        for name, st in self.allocator.state.items():
-            r = m.miners.get(name)
+        readings = m.miners
+        for name, st in allocator.state.items():
+            r = readings.get(name)
             if r is not None and now - r.at_s <= stale_s:
                 actual[name] = r.power_w
-                if not r.can_pause and name not in self.allocator.no_pause:
-                    self.allocator.no_pause = self.allocator.no_pause | {name}
+                if not r.can_pause and name not in allocator.no_pause:
+                    allocator.no_pause = allocator.no_pause | {name}
                 if st.stop_unconfirmed and r.can_pause:
                     if seen_running is None:
                         seen_running = {}
@@ -336,7 +354,7 @@ class Controller:
                                 "is the house's, not the miners')",
                             ))
                 else:
-                    policy = self.battery.update(soc.value).value
+                    policy = _POLICY_VALUE[self.battery.update(soc.value)]
                     process_w = self.battery.process_value_w(process_w, bat.value)
                 rc = self.battery.reserve_cap_w(soc.value, bat.value, actual_total)
                 if rc is not None:
@@ -357,8 +375,9 @@ class Controller:
         t = m.tank_temp_c
         tank_fresh = t is not None and now - t.at_s <= stale_s
         tank_setpoint = math.inf
-        if self.tank_loop is not None and cfg.tank is not None:
-            tank_setpoint = min(o.effective_tank_target_c(cfg.tank.target_c),
+        tank_loop = self.tank_loop
+        if tank_loop is not None:
+            tank_setpoint = min(o.effective_tank_target_c(self._tank_target_c),
                                 self._tank_ceiling_c)
         # The tank wants heat (its heat counts in the price rules) once it is a band below
         # its setpoint, until it is back at it: a price decision does not flip every time
@@ -368,7 +387,7 @@ class Controller:
         elif self._wants_heat:
             wants_heat = t.value < tank_setpoint
         else:
-            wants_heat = t.value < tank_setpoint - c.price_heat_band_c
+            wants_heat = t.value < tank_setpoint - self._heat_band_c
         self._wants_heat = wants_heat
 
         # 3. The supervisor: setpoint, floor, price cap, schedule.
@@ -387,8 +406,7 @@ class Controller:
         hard_tank_cap = math.inf
         tank_loop_w = math.inf
         tank_limiter = "tank"
-        if self.tank_loop is not None and cfg.tank is not None:
-            tank = cfg.tank
+        if tank_loop is not None:
             ceiling = self._tank_ceiling_c
             if t is None or not tank_fresh:
                 trips.append(Trip("stale_tank", "no fresh tank temperature: tank miners stop"))
@@ -398,7 +416,7 @@ class Controller:
                 trips.append(Trip(
                     "tank_max",
                     f"tank at {t.value:.1f} °C, at or above {ceiling:.1f} °C "
-                    f"(max {tank.max_c:.0f} °C − margin): tank miners stop",
+                    f"(max {self._tank_max_c:.0f} °C − margin): tank miners stop",
                 ))
                 hard_tank_cap = 0.0
                 tank_limiter = "tank_max"
@@ -407,8 +425,8 @@ class Controller:
                 # the ceiling before the next reading (losses only help, demand ignored).
                 per_tick_j = (ceiling - t.value) * self._tank_j_per_k
                 hard_tank_cap = per_tick_j / (dt if dt > self.tick_s else self.tick_s)
-                self.tank_loop.setpoint_c = tank_setpoint
-                tank_loop_w = self.tank_loop.update(t.value, dt)
+                tank_loop.setpoint_c = tank_setpoint
+                tank_loop_w = tank_loop.update(t.value, dt)
 
         # 4. Loops and selector.
         loop_label = d.loop_reason
@@ -425,7 +443,7 @@ class Controller:
                 # The export margin is where the loop regulates within a running set's
                 # range, not a condition for running: a set whose minimums fit under the
                 # surplus itself imports nothing at its minimums.
-                available += c.export_margin_w
+                available += self._export_margin_w
             if d.try_start_w > 0 and available < actual_total + d.try_start_w:
                 available = actual_total + d.try_start_w  # island: is curtailed PV there?
             # A floor on the miners' total that may be bought from the grid: the day-ahead
@@ -448,7 +466,7 @@ class Controller:
             if floor_w > grid_loop_w:
                 grid_loop_w = floor_w
                 # A price is not a noisy surplus: the start hysteresis need not be met.
-                available = max(available, floor_w + c.on_hysteresis_w)
+                available = max(available, floor_w + self._on_hysteresis_w)
                 loop_label = d.floor_reason
                 if protect and bat is not None and bat.value < 0:
                     # Buying must never turn into draining the battery.
@@ -458,43 +476,10 @@ class Controller:
             if d.soft_cap_w < grid_loop_w:
                 grid_loop_w = d.soft_cap_w
                 loop_label = d.soft_reason
-            if d.soft_cap_w + c.on_hysteresis_w < available:
+            if d.soft_cap_w + self._on_hysteresis_w < available:
                 # A decided bound, not a noisy surplus: the miners that fit under it may
                 # start (the start hysteresis is not asked of them).
-                available = d.soft_cap_w + c.on_hysteresis_w
-
-        # A miner that ignores its stop is load the allocator cannot shed: the others
-        # share what is left after it, under every cap: its power is not theirs.
-        ignored_w = ignored_tank_w = 0.0
-        for name, w in ignoring.items():
-            ignored_w += w
-            if name in self._tank_miners:
-                ignored_tank_w += w
-            trips.append(Trip(
-                "miner_ignores_stop",
-                f"miner {name} still draws {w:.0f} W after it was told to stop: counted "
-                "as load the other miners cannot take", miner=name))
-        budgets = Budgets(
-            available_w=available - ignored_w,
-            target_w=grid_loop_w - ignored_w,
-            tank_target_w=tank_loop_w - ignored_tank_w,
-            hard_cap_w=max(hard_cap - ignored_w, 0.0),
-            hard_tank_cap_w=max(hard_tank_cap - ignored_tank_w, 0.0),
-        )
-        alloc = self.allocator.allocate(budgets, actual, now, self.tick_s, o.manual_w,
-                                        seen_running)
-        applied_tank = total = 0.0
-        tank_miners = self._tank_miners
-        for cmd in alloc.commands:
-            total += cmd.power_target_w
-            if cmd.name in tank_miners:
-                applied_tank += cmd.power_target_w
-        tank_binding = tank_loop_w < min(grid_loop_w, hard_cap, hard_tank_cap)
-        if self.tank_loop is not None and not tank_binding:
-            self.tank_loop.track(applied_tank)
-        for name in alloc.forced_off:
-            trips.append(Trip("forced_off", f"miner {name} stopped by a hard limit "
-                                            "(minimum on-time overridden)", miner=name))
+                available = d.soft_cap_w + self._on_hysteresis_w
 
         # Hard limits first: on a tie (a stale meter gives cap 0 and a grid loop of 0) the
         # limit, not the loop, is what people need to see.
@@ -508,18 +493,41 @@ class Controller:
             limiter, low = tank_limiter, tank_loop_w
         if grid_loop_w < low:
             limiter = loop_label
-        self.debug = StepDebug(
-            dt_s=dt, process_w=process_w, grid_loop_w=grid_loop_w, tank_loop_w=tank_loop_w,
-            available_w=available, hard_cap_w=hard_cap, hard_tank_cap_w=hard_tank_cap,
-            actual_w=actual_total, battery_policy=policy, limiter=limiter,
-        )
         # A miner without room is held off by whatever set the budget: say which.
         why = "not_enough_surplus" if limiter in ("grid", "island") else limiter
+        export_pays = why == "export_price"  # those miners then say what each kWh is worth
+
+        # A miner that ignores its stop is load the allocator cannot shed: the others
+        # share what is left after it, under every cap: its power is not theirs.
+        ignored_w = ignored_tank_w = 0.0
+        for name, w in ignoring.items():
+            ignored_w += w
+            if name in self._tank_miners:
+                ignored_tank_w += w
+            trips.append(Trip(
+                "miner_ignores_stop",
+                f"miner {name} still draws {w:.0f} W after it was told to stop: counted "
+                "as load the other miners cannot take", miner=name))
+        budgets = Budgets(
+            available - ignored_w, grid_loop_w - ignored_w, tank_loop_w - ignored_tank_w,
+            max(hard_cap - ignored_w, 0.0), max(hard_tank_cap - ignored_tank_w, 0.0))
+        alloc = allocator.allocate(budgets, actual, now, self.tick_s, o.manual_w,
+                                   seen_running, "no_room" if export_pays else why)
+        applied_tank = total = 0.0
+        tank_miners = self._tank_miners
+        for cmd in alloc.commands:
+            total += cmd.power_target_w
+            if cmd.name in tank_miners:
+                applied_tank += cmd.power_target_w
+        if tank_loop is not None and not (
+                tank_loop_w < min(grid_loop_w, hard_cap, hard_tank_cap)):  # not binding
+            tank_loop.track(applied_tank)
+        for name in alloc.forced_off:
+            trips.append(Trip("forced_off", f"miner {name} stopped by a hard limit "
+                                            "(minimum on-time overridden)", miner=name))
+        self.debug = StepDebug(dt, process_w, grid_loop_w, tank_loop_w, available, hard_cap,
+                               hard_tank_cap, actual_total, policy, limiter)
         commands = alloc.commands
-        if any(cmd.reason == "no_room" for cmd in commands):
-            if why == "export_price":
-                commands = self._export_pays(commands, m.export_price_per_kwh, wants_heat)
-            else:
-                commands = tuple(cmd._replace(reason=why) if cmd.reason == "no_room" else cmd
-                                 for cmd in commands)
-        return Commands(commands, total, mode.value, limiter, tuple(trips))
+        if export_pays and any(cmd.reason == "no_room" for cmd in commands):
+            commands = self._export_pays(commands, m.export_price_per_kwh, wants_heat)
+        return Commands(commands, total, _MODE_VALUE[mode], limiter, tuple(trips))

@@ -330,7 +330,7 @@ class _Run:
                 nan if g is None else g.value,
                 nan if b is None else b.value,
                 nan if soc is None else soc.value,
-                sum(r.power_w for r in meas.miners.values()),
+                plant.measured_miner_w,
                 cmds.total_target_w,
             ))
             if cmds.trips or prev_codes:
@@ -348,12 +348,12 @@ class _Run:
 
         cols = _columns(flows, seen, tr, dt)
         cols["surplus_w"] = np.asarray(self.surplus.run(pv_arr, load_arr), dtype=np.float64)
-        run = {nm: np.zeros(n, dtype=bool) for nm in self.names}
-        for i, cmds in enumerate(decided):
-            for cmd in cmds.miners:
-                if cmd.run:
-                    run[cmd.name][i] = True
         k = len(self.names)
+        col = {nm: j for j, nm in enumerate(self.names)}
+        flags = np.zeros(n * k, dtype=bool)
+        flags[[i * k + col[cmd.name] for i, cmds in enumerate(decided)
+               for cmd in cmds.miners if cmd.run]] = True
+        run = {nm: flags[j::k] for j, nm in enumerate(self.names)}
         per_miner = np.asarray([f.miner_energy_j for f in flows], dtype=np.float64).reshape(n, k)
         energy = {nm: per_miner[:, j] for j, nm in enumerate(self.names)}
         self.started += np.asarray([f.starts for f in flows], dtype=np.int64) \
@@ -380,6 +380,7 @@ class _Run:
         }
 
 
+_FIELD = {name: i for i, name in enumerate(StepFlows._fields)}
 _FLOW_COLUMNS = ("pv_w", "curtailed_w", "load_w", "miner_w", "battery_w", "soc_pct", "grid_w",
                  "tank_c", "heat_to_tank_w", "heat_demand_w", "heat_from_tank_w",
                  "backup_heat_w", "unserved_w")
@@ -389,9 +390,10 @@ def _columns(flows: list[StepFlows], seen: list[tuple[float, float, float, float
              trace: Trace, dt: float) -> dict[str, FloatArray]:
     n = len(flows)
     cols: dict[str, FloatArray] = {}
+    by_field = list(zip(*flows, strict=True)) if flows else [()] * len(StepFlows._fields)
     for name in _FLOW_COLUMNS:
-        cols[name] = np.fromiter((getattr(f, name) for f in flows), np.float64, n)
-    th = np.fromiter((f.terahashes for f in flows), np.float64, n)
+        cols[name] = np.array(by_field[_FIELD[name]], dtype=np.float64)
+    th = np.array(by_field[_FIELD["terahashes"]], dtype=np.float64)
     cols["hashrate_ths"] = th / dt
     seen_arr = np.asarray(seen, dtype=np.float64).reshape(n, 5)
     for j, name in enumerate(("meas_grid_w", "meas_battery_w", "meas_soc_pct", "meas_miner_w",

@@ -66,6 +66,7 @@ class Plant:
         self.export_limit_w = cfg.site.grid_export_limit_w
         self.meter_frozen = False  # fault injection: meter keeps its last timestamp
         self._last_meter_at = -math.inf
+        self.measured_miner_w = 0.0  # the miners' total at the last `measure`
 
     def _balance(self, pv_w: float, load_w: float, miner_w: float, dt_s: float
                  ) -> tuple[float, float, float]:
@@ -100,6 +101,7 @@ class Plant:
         signals of the same snapshot (they come from a feed, not from the plant). The
         plant's clock is the trace's, in UTC epoch seconds: `utc_s` defaults to `now_s`."""
         miner_w = sum(mm.power_w for mm in self.miners)
+        self.measured_miner_w = miner_w  # what the miners' readbacks below add up to
         pv_used, bat, grid = self._balance(pv_w, load_w, miner_w, 0.0)
         if not self.meter_frozen:
             self._last_meter_at = now_s

@@ -18,7 +18,7 @@ CFG = simkit.site()
 
 nan_or = st.one_of(st.just(math.nan), st.floats(1.0, 5000.0))
 price_or = st.one_of(st.just(math.nan), st.floats(1000.0, 200_000.0))
-hp_or = st.one_of(st.just(math.nan), st.floats(0.0, 1.0))
+hp_or = st.one_of(st.just(math.nan), st.just(0.0), st.floats(1e-6, 1.0))  # no subnormals
 
 
 @settings(max_examples=200, deadline=None)

@@ -95,7 +95,7 @@ def build_service(cfg: SiteConfig, site_path: str = "<config>", *, ledger: bool 
     if cfg.plan.enabled:  # after the command hooks: the plan owns its two override fields
         from controller.runtime.planner import RuntimePlanner, mqtt_plan_listener
 
-        planner = RuntimePlanner(cfg, prices)
+        planner = RuntimePlanner(cfg, prices, bitcoin.terms_at)  # the controller's terms
         service.planner = planner
         service.publishers.append(planner)
         service.command_hooks.append(planner)

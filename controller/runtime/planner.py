@@ -30,6 +30,7 @@ import numpy as np
 
 from controller.config.models import SiteConfig
 from controller.control.overrides import Overrides
+from controller.economics.hashprice import BtcTerms
 from controller.plan.lp import Plan, PlanInputs
 from controller.plan.planner import NO_PLAN, Planner, PlanOutput
 from controller.plan.value import network_value_per_th
@@ -46,9 +47,13 @@ DEFAULT_LOAD_W = 300.0
 class LiveForecast:
     """Persistence from measured history + the price feed (a `PlanSource`)."""
 
-    def __init__(self, cfg: SiteConfig, feed: PriceFeed) -> None:
+    def __init__(self, cfg: SiteConfig, feed: PriceFeed,
+                 terms_at: Callable[[float], BtcTerms] | None = None) -> None:
         self.cfg = cfg
         self.feed = feed
+        # What mining is worth when the plan is made: the terms the controller decides on
+        # (the market feed while fresh, else the static [bitcoin]); None: always static.
+        self.terms_at = terms_at
         self.step_s = float(cfg.plan.step_s)
         self.horizon_h = cfg.plan.horizon_h
         self.day = round(86_400 / self.step_s)
@@ -113,8 +118,10 @@ class LiveForecast:
             pv[i], load[i], heat[i] = self._persist(a + i, a)
             p = self.feed.prices_at((a + i) * self.step_s)
             imp[i], exp[i] = p.import_per_kwh, p.export_per_kwh
+        vth = self.vth if self.terms_at is None else \
+            float(self.terms_at(t_s).value_per_th_s())
         return PlanInputs(a * self.step_s, self.step_s, pv, load, heat, imp, exp,
-                          np.full(n, self.vth), tank_start_c=tank_c, soc_start_pct=soc_pct)
+                          np.full(n, vth), tank_start_c=tank_c, soc_start_pct=soc_pct)
 
 
 def plan_json(plan: Plan | None, out: PlanOutput, planner: Planner, currency: str,
@@ -174,10 +181,11 @@ class _Sample(NamedTuple):
 class RuntimePlanner:
     """Publisher + command hook around the pure `Planner`, re-planning on a worker thread."""
 
-    def __init__(self, cfg: SiteConfig, feed: PriceFeed) -> None:
+    def __init__(self, cfg: SiteConfig, feed: PriceFeed,
+                 terms_at: Callable[[float], BtcTerms] | None = None) -> None:
         self.cfg = cfg
         self.feed = feed
-        self.source = LiveForecast(cfg, feed)
+        self.source = LiveForecast(cfg, feed, terms_at)
         pc = cfg.plan
         self.planner = Planner(cfg, self.source, pc.deviation_kwh,
                                min_replan_interval_s=pc.min_replan_interval_s)

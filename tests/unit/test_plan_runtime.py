@@ -61,3 +61,20 @@ async def test_the_plan_hook_leaves_a_persons_tank_target_alone() -> None:
         assert (ov.tank_target_c, ov.plan_tank_target_c, ov.plan_min_w) == (48.0, None, None)
     finally:
         await rp.close()
+
+
+def test_the_live_plan_values_mining_at_the_controllers_terms() -> None:
+    """The plan prices a terahash as the controller does at that moment (the market feed
+    while fresh, else the static [bitcoin]), not at the site file's terms alone."""
+    from decimal import Decimal
+
+    from controller.economics.hashprice import Hashvalue, config_terms
+
+    cfg = simkit.site()
+    static = LiveForecast(cfg, PriceFeed(cfg)).inputs(DAY0, 50.0, 60.0)
+    live_terms = Hashvalue(Decimal(300), Decimal(30000), Decimal(2))
+    live = LiveForecast(cfg, PriceFeed(cfg), lambda _t: live_terms).inputs(DAY0, 50.0, 60.0)
+    assert static is not None and live is not None
+    assert static.value_per_th[0] == pytest.approx(
+        float(config_terms(cfg.bitcoin).value_per_th_s()))
+    assert live.value_per_th[0] == pytest.approx(300 * 0.98 / 86_400 * 30000 / 1e8)

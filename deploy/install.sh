@@ -112,14 +112,16 @@ if [ -z "$ROOT" ]; then
 fi
 
 echo "== MQTT broker"
-if dpkg -s mosquitto >/dev/null 2>&1 && [ -z "$ROOT" ]; then
+if [ -n "$ROOT" ]; then
+  echo "   (--root: the target's broker is not checked; see deploy/mosquitto/)"
+elif dpkg -s mosquitto >/dev/null 2>&1; then
   echo "   Mosquitto is installed: accounts, ACL and TLS as in $PREFIX/src/deploy/mosquitto/"
 else
-  if [ "$MOSQUITTO" = ask ] && [ -z "$ROOT" ] && [ -t 0 ]; then
+  if [ "$MOSQUITTO" = ask ] && [ -t 0 ]; then
     read -r -p "   Install the Mosquitto MQTT broker on this Pi (Home Assistant, remote setup)? [y/N] " a
     case "$a" in [yY]*) MOSQUITTO=yes ;; *) MOSQUITTO=no ;; esac
   fi
-  if [ "$MOSQUITTO" = yes ] && [ -z "$ROOT" ]; then
+  if [ "$MOSQUITTO" = yes ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto
     install -m 0644 "$PREFIX/src/deploy/mosquitto/acl" /etc/mosquitto/hearth.acl
     echo "   Mosquitto installed. Accounts and TLS: see the top of"

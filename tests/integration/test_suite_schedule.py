@@ -37,7 +37,8 @@ def _run(tmp_path: Path, lanes: int) -> dict[str, dict[str, set[str]]]:
     """group -> worker -> test names, from a 2-worker session with LANES rig lanes."""
     (tmp_path / "test_probe.py").write_text(PROBE)
     prefix = tmp_path / f"times-{lanes}"
-    env = {**os.environ, "HEARTH_RIG_LANES": str(lanes), "HEARTH_TEST_TIMES": str(prefix)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    env.update(HEARTH_RIG_LANES=str(lanes), HEARTH_TEST_TIMES=str(prefix))  # a session of its own
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-n", "2", "--dist", "loadgroup",
          "-p", "conftest", "-p", "suite_timing", "-p", "no:cacheprovider",

@@ -92,9 +92,9 @@ PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 # Two workers and two rig lanes by default: the real-time rigs (2-3 scenarios of a hearth
 # run, emulators and a broker each) run one per worker, so at most two at once. One lane
 # alone would hold ~10 min of real-time scenarios, longer than the whole suite's target
-# (bench/suite_time.py); until pytest 9 broke xdist's groups (fixed in tests/conftest.py)
-# the rigs ran two at once anyway. Raise both where there are more cores
-# (TEST_WORKERS=6 HEARTH_RIG_LANES=3 make test).
+# (bench/suite_time.py); and while pytest 9 had broken xdist's groups (fixed in
+# tests/conftest.py) the rigs were running two at once anyway. Raise both where there are
+# more cores (TEST_WORKERS=6 HEARTH_RIG_LANES=3 make test).
 # Every test's wall and CPU time goes to out/test-times/ (tests/suite_timing.py):
 # `python bench/suite_time.py out/test-times/run` prints where the time went.
 TEST_WORKERS ?= 2

@@ -210,3 +210,68 @@ def test_state_bitcoin_says_where_the_terms_come_from(
     assert got["btc_price"] == "81250.5"
     assert got["fallback_reason"] is None and got["live_source"] == "mqtt"
     ha.close()
+
+
+def test_hearth_run_fetches_publishes_and_restarts_from_its_cache(tmp_path: Path) -> None:
+    """The real `hearth run` process, its feed against the emulated mempool.space API over
+    HTTP: state/bitcoin says `feed` with the API's figures; restarted while the API hangs,
+    it starts from the terms it kept on disk (and logs the hang)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from hil.market.mempool import MempoolEmulator
+
+    root = Path(__file__).resolve().parents[2]
+    with brokerkit.Broker(tmp_path, users=USERS, acl=ACL_TEXT) as broker, \
+            MempoolEmulator() as api:
+        doc = site_doc(broker)
+        doc["bitcoin"] = {**doc["bitcoin"], "feed": {
+            "enabled": True, "url": api.url, "refresh_s": 60, "stale_after_s": 300,
+            "timeout_s": 1.0}}
+        doc["hmi"] = {"enabled": False}
+        doc["ledger"] = {"enabled": False}
+        doc["service"] = {"data_dir": str(tmp_path / "data"), "start_delay_max_s": 0}
+        path = write_site(tmp_path / "site", doc)
+        ha = client(broker, "homeassistant")
+        ha.subscribe(f"{BASE}/state/bitcoin")
+
+        def run(name: str) -> tuple[subprocess.Popen[bytes], Path]:
+            log = tmp_path / f"{name}.log"
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "controller.cli", "--log-level", "INFO", "run",
+                 "--config", str(path)], stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                cwd=root, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            return proc, log
+
+        def stop(proc: subprocess.Popen[bytes]) -> None:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(30)
+
+        proc, log = run("first")
+        try:
+            mark = ha.mark()
+            got = ha.wait_for(f"{BASE}/state/bitcoin", lambda m: m.json()["source"] == "feed",
+                              60, after=mark).json()
+            assert (got["btc_price"], got["difficulty"]) == ("40545", "31251101365711.12")
+            assert got["stale"] is False and got["fallback_reason"] is None
+            assert api.hits["prices"] >= 1
+        finally:
+            stop(proc)
+        assert "bitcoin terms from feed" in log.read_text()
+        api.fault("*", "hang")
+        proc, log = run("second")
+        try:
+            mark = ha.mark()
+            got = ha.wait_for(f"{BASE}/state/bitcoin", after=mark, timeout_s=60).json()
+            assert got["source"] == "feed" and got["btc_price"] == "40545"  # from the cache
+            brokerkit.wait_until(lambda: "no answer within 1 s" in log.read_text(), TIMEOUT_S,
+                                 "the hang to be logged")
+        finally:
+            stop(proc)
+            api.clear()
+        text = log.read_text()
+        assert "bitcoin terms from the cache" in text, text[-3000:]
+        ha.close()

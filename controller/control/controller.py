@@ -317,7 +317,7 @@ class Controller:
         policy = "none"
         if self.battery is not None:
             bat, soc = m.battery_power_w, m.soc_pct
-            if bat is None or soc is None or max(_age(bat, now), _age(soc, now)) > stale_s:
+            if bat is None or soc is None or max(now - bat.at_s, now - soc.at_s) > stale_s:
                 trips.append(Trip(
                     "stale_battery",
                     "no fresh battery reading: miners ramp to zero (cannot protect the reserve)",
@@ -377,7 +377,8 @@ class Controller:
         tank_setpoint = math.inf
         tank_loop = self.tank_loop
         if tank_loop is not None:
-            tank_setpoint = min(o.effective_tank_target_c(self._tank_target_c),
+            tank_setpoint = min(self._tank_target_c if o is NO_OVERRIDES
+                                else o.effective_tank_target_c(self._tank_target_c),
                                 self._tank_ceiling_c)
         # The tank wants heat (its heat counts in the price rules) once it is a band below
         # its setpoint, until it is back at it: a price decision does not flip every time

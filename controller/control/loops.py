@@ -77,6 +77,17 @@ class Pid:
         self._last_input = input_
         return out
 
+    def step_from(self, integral: float, input_: float, dt: float) -> float:
+        """`load_integral(integral)` then a call: the grid loop's velocity form."""
+        self._p = self._d = 0.0
+        self._last_output = self._last_input = None
+        self._i = self._clamp(integral)
+        return self(input_, dt)
+
+    def track(self, output: float) -> None:
+        """Load the integral so that the last call's terms add up to `output`."""
+        self.load_integral(output - self._p - self._d)
+
     @property
     def components(self) -> tuple[float, float, float]:
         return self._p, self._i, self._d
@@ -108,8 +119,7 @@ class GridLoop:
             pid.ki = min(self._ki, max(0.0, 1.0 - self._kp) / dt_s)
             self._tuned_for_dt = dt_s
         # External reset: the integral starts from what the miners really draw.
-        pid.load_integral(actual_miner_w)
-        return float(pid(process_w, dt_s))
+        return float(pid.step_from(actual_miner_w, process_w, dt_s))
 
 
 class TankLoop:
@@ -134,8 +144,7 @@ class TankLoop:
 
     def track(self, applied_w: float) -> None:
         """Back-calculate the integral so this loop's last output equals what was applied."""
-        p, _, d = self._pid.components
-        self._pid.load_integral(applied_w - p - d)
+        self._pid.track(applied_w)
 
     @property
     def integral_w(self) -> float:

@@ -1,6 +1,7 @@
 """The loops' own `Pid` computes exactly what simple-pid 2.0.1 computes, bit for bit, for
 every sequence of the operations the loops use (a call with dt, loading the integral
-through the bumpless-transfer API, a setpoint change, a retune). The loops left the
+through the bumpless-transfer API, both at once, tracking an applied output, a setpoint
+change, a retune). The loops left the
 library for speed; this keeps the library as the reference the results must not drift
 from."""
 
@@ -21,6 +22,8 @@ dts = st.one_of(st.sampled_from([0.001, 0.5, 1.0, 10.0, 60.0, 900.0]),
 ops = st.lists(st.one_of(
     st.tuples(st.just("call"), finite, dts),
     st.tuples(st.just("load"), finite),
+    st.tuples(st.just("step_from"), finite, finite, dts),
+    st.tuples(st.just("track"), finite),
     st.tuples(st.just("setpoint"), finite),
     st.tuples(st.just("tunings"), gain, gain, gain),
 ), max_size=60)
@@ -45,6 +48,15 @@ def test_pid_equals_simple_pid(kp: float, ki: float, kd: float, setpoint: float,
             ref.set_auto_mode(False)
             ref.set_auto_mode(True, last_output=op[1])
             own.load_integral(op[1])
+        elif op[0] == "step_from":
+            ref.set_auto_mode(False)
+            ref.set_auto_mode(True, last_output=op[1])
+            assert _same(own.step_from(op[1], op[2], op[3]), ref(op[2], dt=op[3]))
+        elif op[0] == "track":
+            p, _, d = ref.components
+            ref.set_auto_mode(False)
+            ref.set_auto_mode(True, last_output=op[1] - p - d)
+            own.track(op[1])
         elif op[0] == "setpoint":
             ref.setpoint = own.setpoint = op[1]
         else:

@@ -166,6 +166,39 @@ def test_memory_is_flat_in_the_trace_length(tmp_path: Path,
     assert p_long <= 1.10 * p_short, (p_short, p_long)
 
 
+@pytest.mark.slow  # tracemalloc makes every allocation slow
+def test_trace_check_memory_is_flat_in_the_trace_length(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`hearth trace check` of a trace 4x longer peaks within 10 % of the shorter one's
+    allocation (chunks made small, so that a day is already several of them)."""
+    import controller.trace.cli as trace_cli
+
+    monkeypatch.setattr(reader, "_READ_BYTES", 16_384)
+    monkeypatch.setattr(trace_cli, "iter_trace",
+                        lambda path, cfg: iter_trace(path, cfg, chunk_rows=512))
+    short = _days(1, tmp_path / "short.csv")
+    long = _days(4, tmp_path / "long.csv")
+    args = ["trace", "check", "--config", str(simkit.HOUSE)]
+
+    def peak(path: Path) -> int:
+        gc.collect()
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        assert main([*args, str(path)]) == 0
+        return tracemalloc.get_traced_memory()[1] - base
+
+    assert main([*args, str(short)]) == 0  # imports, caches
+    tracemalloc.start()
+    try:
+        p_short, p_long = peak(short), peak(long)
+    finally:
+        tracemalloc.stop()
+    out = capsys.readouterr().out
+    assert "1440 rows" in out and "5760 rows" in out  # both were read to the end
+    assert p_long <= 1.10 * p_short, (p_short, p_long)
+
+
 # ------------------------------------------------------------------ reader
 
 

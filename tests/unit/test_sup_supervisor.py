@@ -259,3 +259,26 @@ def test_worth_counts_a_less_efficient_tank_miner_worth_more_with_its_heat() -> 
     assert worth.power_w(0.10, tank_wants_heat=False) == 0.0
     assert worth.power_w(0.018, tank_wants_heat=False) == 60.0
     assert worth.power_w(-0.01, tank_wants_heat=False) == 1460.0
+
+
+def test_the_wall_page_says_why_in_plain_words() -> None:
+    """The HMI only presents: the reason code and its two numbers from the core become
+    one sentence on the miner's card."""
+    from datetime import UTC, datetime
+
+    from controller.runtime.ports import TickRecord
+    from hmi.state import miners_of
+
+    ctl = {**simkit.site_dict()["control"], "surplus_policy": "value"}
+    cfg = simkit.site(battery=None, tank=None, miners=_room_miners(), control=ctl)
+    plant, ctrl = Plant(cfg), Controller(cfg)
+    for t in range(600):
+        now = float(t)
+        m = plant.measure(now, 3000.0, 400.0, 0.30, 0.06)
+        cmds = ctrl.step(m, now)
+        plant.step(cmds, 1.0, 3000.0, 400.0, 0.0)
+    tick = TickRecord(datetime.now(UTC), now, m, cmds, NO_OVERRIDES, ctrl.debug, 0.0)
+    s9 = next(x for x in miners_of(tick, cfg) if x.name == "s9")
+    assert s9.reason == "export_pays"
+    assert s9.why is not None and s9.why.startswith("Off: mining pays 2.")
+    assert s9.why.endswith("ct/kWh, export pays 6.0: exporting.")

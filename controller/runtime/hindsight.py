@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from controller.config.models import SiteConfig
+from controller.economics.hashprice import BtcTerms
 from controller.plan.lp import J_PER_KWH, PlanError, PlanInputs, solve_plan
 from controller.plan.value import heat_cost_per_kwh, network_value_per_th
 
@@ -37,6 +38,7 @@ COVERED = 0.9  # share of a slot the service must have seen
 class _Slot:
     value: float = 0.0  # BTC + export revenue − import cost so far
     covered_s: float = 0.0
+    vth_s: float = 0.0  # Σ value per TH × dt: the slot's mean value per TH for the optimum
     tank_start_c: float | None = None
     soc_start_pct: float | None = None
 
@@ -48,7 +50,9 @@ class Hindsight:
         self.cfg = cfg
         self.step_s = step_s
         self.day = round(86_400 / step_s)
-        self.value_per_th = network_value_per_th(cfg)
+        self.value_per_th = network_value_per_th(cfg)  # the static [bitcoin] terms
+        self._terms: BtcTerms | None = None  # the last terms given, and their value per TH
+        self._terms_vth = self.value_per_th
         t = cfg.tank
         self.k_val = (heat_cost_per_kwh(cfg) * t.heat_capacity_j_per_k / J_PER_KWH
                       if t is not None else 0.0)
@@ -58,7 +62,10 @@ class Hindsight:
 
     def observe(self, t_s: float, dt_s: float, grid_w: float | None, hashrate_ths: float,
                 import_price: float | None, export_price: float | None,
-                tank_c: float | None, soc_pct: float | None) -> None:
+                tank_c: float | None, soc_pct: float | None,
+                btc_terms: BtcTerms | None = None) -> None:
+        """One tick; `btc_terms` are the terms the controller decided on (None: the static
+        ones), so the realised value and the optimum price a terahash alike."""
         k = int(t_s // self.step_s)
         s = self.slots.get(k)
         if s is None:
@@ -68,7 +75,14 @@ class Hindsight:
         if dt_s <= 0 or grid_w is None or import_price is None or export_price is None:
             return
         kwh = dt_s / J_PER_KWH
-        s.value += (hashrate_ths * dt_s * self.value_per_th
+        vth = self.value_per_th
+        if btc_terms is not None:
+            if btc_terms is not self._terms:
+                self._terms = btc_terms
+                self._terms_vth = float(btc_terms.value_per_th_s())
+            vth = self._terms_vth
+        s.vth_s += vth * dt_s
+        s.value += (hashrate_ths * dt_s * vth
                     + max(-grid_w, 0.0) * kwh * export_price
                     - max(grid_w, 0.0) * kwh * import_price)
         s.covered_s += dt_s
@@ -87,7 +101,7 @@ class Hindsight:
         self._judged_day = start_k
         n, step = self.day, self.step_s
         pv, load, heat = np.zeros(n), np.zeros(n), np.zeros(n)
-        imp, exp = np.zeros(n), np.zeros(n)
+        imp, exp, vth = np.zeros(n), np.zeros(n), np.zeros(n)
         realised = 0.0
         for i in range(n):
             k = start_k + i
@@ -97,6 +111,7 @@ class Hindsight:
             pv[i], load[i], heat[i] = o[0], o[1], max(o[2], 0.0)
             p = prices_at(k * step + step / 2)
             imp[i], exp[i] = p.import_per_kwh, p.export_per_kwh
+            vth[i] = s.vth_s / s.covered_s
             realised += s.value
         first, after = self.slots[start_k], self.slots.get(start_k + n)
         if self.cfg.tank is not None:
@@ -104,7 +119,7 @@ class Hindsight:
                 return None
             realised += self.k_val * (after.tank_start_c - first.tank_start_c)
         inp = PlanInputs(start_k * step, step, pv, load, heat, imp, exp,
-                         np.full(n, self.value_per_th), tank_start_c=first.tank_start_c,
+                         vth, tank_start_c=first.tank_start_c,
                          soc_start_pct=first.soc_start_pct)
         try:
             best = solve_plan(self.cfg, inp, bound=True)

@@ -176,6 +176,7 @@ class _Sample(NamedTuple):
     import_price: float | None
     export_price: float | None
     soc_pct: float | None
+    btc_terms: BtcTerms | None = None  # what the controller decided on (None: static)
 
 
 class RuntimePlanner:
@@ -234,7 +235,7 @@ class RuntimePlanner:
         self._samples.append(_Sample(
             t, None if pv is None else pv.value, load, heat, tank, dt,
             None if g is None else g.value, sum(r.hashrate_ths for r in m.miners.values()),
-            m.import_price_per_kwh, m.export_price_per_kwh, soc))
+            m.import_price_per_kwh, m.export_price_per_kwh, soc, m.btc_terms))
         self._soc = soc
         self._wake.set()
 
@@ -265,7 +266,7 @@ class RuntimePlanner:
             t, pv, load, heat, tank, dt = sm.t_s, sm.pv_w, sm.load_w, sm.heat_w, sm.tank_c, sm.dt_s
             self.source.observe(t, pv, load, heat, dt)
             self.hindsight.observe(t, dt, sm.grid_w, sm.hashrate_ths, sm.import_price,
-                                   sm.export_price, tank, sm.soc_pct)
+                                   sm.export_price, tank, sm.soc_pct, sm.btc_terms)
             day = self.hindsight.due_day(t)
             if day is not None:
                 judged = self.hindsight.judge(day, self.source.observed,

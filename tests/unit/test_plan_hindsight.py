@@ -9,12 +9,14 @@ more on the table than mining the surplus.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import pytest
 import simkit
 
 from controller.config.models import SiteConfig
+from controller.economics.hashprice import BtcTerms, Hashvalue, config_terms
 from controller.runtime.hindsight import Hindsight
 from controller.runtime.planner import LiveForecast, plan_json
 from controller.runtime.prices import PriceFeed
@@ -29,7 +31,8 @@ def _site() -> SiteConfig:
     return simkit.parse_site(d)
 
 
-def _run_day(cfg: SiteConfig, mine: bool) -> tuple[Hindsight, dict[str, Any] | None]:
+def _run_day(cfg: SiteConfig, mine: bool,
+             btc_terms: BtcTerms | None = None) -> tuple[Hindsight, dict[str, Any] | None]:
     feed = PriceFeed(cfg)
     fc = LiveForecast(cfg, feed)
     hs = Hindsight(cfg, float(cfg.plan.step_s))
@@ -47,7 +50,7 @@ def _run_day(cfg: SiteConfig, mine: bool) -> tuple[Hindsight, dict[str, Any] | N
         p = feed.prices_at(t)
         fc.observe(t, pv, load, heat, dt)
         hs.observe(t, dt, grid, s9.hashrate_ths_at(miner), p.import_per_kwh,
-                   p.export_per_kwh, temp_c, None)
+                   p.export_per_kwh, temp_c, None, btc_terms)
         day = hs.due_day(t)
         if day is not None:
             result = hs.judge(day, fc.observed, feed.prices_at) or result
@@ -101,3 +104,20 @@ def test_the_plan_document_carries_the_hindsight() -> None:
                     cfg.site.currency, hs.last)
     assert doc["hindsight"] == result and set(result or {}) >= {"realised_value",
                                                                 "best_value", "regret"}
+
+
+def test_hindsight_prices_a_terahash_at_the_controllers_terms() -> None:
+    """Realised and best are both valued at the terms the controller decided on: ten times
+    the hashvalue, more BTC value realised and a higher best (not the site file's terms)."""
+    cfg = _site()
+    static = config_terms(cfg.bitcoin)
+    f = static.hashvalue_sats_per_th_day()
+    rich = Hashvalue(Decimal(f.numerator) / Decimal(f.denominator) * 10, static.btc_price,
+                     static.pool_fee_pct)
+    _, base = _run_day(cfg, mine=True)
+    _, high = _run_day(cfg, mine=True, btc_terms=rich)
+    assert base is not None and high is not None
+    assert float(high["realised_value"]) > float(base["realised_value"]) + 1.0
+    assert float(high["best_value"]) > float(base["best_value"]) + 1.0
+    assert float(high["best_value"]) >= float(high["realised_value"]) - 0.01
+

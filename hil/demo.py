@@ -302,6 +302,7 @@ async def _watch(site: EmulatedSite, proc: subprocess.Popen[bytes], log_path: Pa
     tty = sys.stdout.isatty()
     deadline = None if seconds is None else loop.time() + seconds
     told_url = False
+    next_status = loop.time()
     while not stop.is_set():
         if not told_url and "HMI on http" in log_path.read_text(errors="replace"):
             code = _setup_code(log_path)
@@ -315,12 +316,18 @@ async def _watch(site: EmulatedSite, proc: subprocess.Popen[bytes], log_path: Pa
         if proc.poll() is not None:
             print(f"\nhearth run exited with {proc.returncode}: see {log_path}")
             return 1
-        line = _status(site)
-        print(("\r" + line + "\x1b[K") if tty else line, end="" if tty else "\n", flush=True)
+        if loop.time() >= next_status:
+            line = _status(site)
+            print(("\r" + line + "\x1b[K") if tty else line, end="" if tty else "\n",
+                  flush=True)
+            next_status = loop.time() + (2.0 if tty else 10.0)
         if deadline is not None and loop.time() >= deadline:
             break
+        # Until the HMI is up, look for it every half second: on the 10 s status cadence a
+        # quick start could be stopped before its URL and setup code were ever printed.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 2.0 if tty else 10.0)
+            await asyncio.wait_for(stop.wait(),
+                                   0.5 if not told_url else next_status - loop.time())
     return 0
 
 

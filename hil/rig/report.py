@@ -40,7 +40,9 @@ def figures(rec: RunRecord) -> dict[str, Any]:
             "surplus_wh": round(surplus_wh, 3),
             "trip_count": sum(trips.values()),
             "trips": trips, "controller_restarts": rec.restarts,
-            "controller_exit_code": rec.exit_code, "timeline_rows": len(rec.rows)}
+            "controller_exit_code": rec.exit_code, "controller_ready_s": rec.ready_s,
+            "run_s": round(rec.rows[-1].t_s, 1) if rec.rows else None,
+            "timeline_rows": len(rec.rows)}
 
 
 def to_json(rec: RunRecord, checks: list[Check], controller: str) -> dict[str, Any]:
@@ -93,4 +95,7 @@ def summary_line(doc: dict[str, Any]) -> str:
             f"{f.get('captured_from_surplus_wh', 0.0):6.2f})  import caused "
             f"{f['import_caused_wh']:6.2f} Wh  trips {trips:3d}  recovery "
             + (f"{rec:4.1f} s" if rec is not None else "  - ")
+            + (f"  ready {ready:4.1f} s" if (ready := f.get("controller_ready_s")) is not None
+               else "")
+            + (f"  ran {ran:3.0f} s" if (ran := f.get("run_s")) is not None else "")
             + (f"  failed: {', '.join(doc['failed'])}" if doc["failed"] else ""))

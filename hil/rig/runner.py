@@ -10,6 +10,7 @@ start, plant values, each miner's power, run state and target, the faults active
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -44,6 +45,9 @@ LIBFAKETIME = next(iter(sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.
 RTU_METER_UNIT = 1
 
 log = logging.getLogger(__name__)
+# What `hearth run` logs at its first tick on fresh measurements (controller/runtime/service.py).
+READY_LINE = "fresh measurements: miners may start"
+READY_TIMEOUT_S = 60.0
 
 
 @dataclass
@@ -69,6 +73,9 @@ class RunRecord:
     out: Path = Path()
     ledger_url: str | None = None
     mqtt: MqttRecord | None = None  # broker, satellite, DR: what the MQTT side saw
+    # When `hearth run` first ticked on fresh measurements (s since the start); the
+    # scenario's fault times count from then.
+    ready_s: float | None = None
 
 
 def _trace(s: Scenario, site_path: Path) -> Trace:
@@ -279,9 +286,11 @@ class Rig:
         events = sorted([(t, f, on) for f in self.s.faults
                          for t, on in ((f.at_s, True), (f.end_s, False))],
                         key=lambda e: e[0])
+        ready = rec.ready_s = await self.wait_ready() if events else None
+        shift = ready or 0.0
         on_at: dict[int, float] = {}
         for at, f, on in events:
-            await asyncio.sleep(max(0.0, at - (time.monotonic() - self._t0)))
+            await asyncio.sleep(max(0.0, at + shift - (time.monotonic() - self._t0)))
             self._check_alive()
             now = time.monotonic() - self._t0
             if f.kind == "kill_restart":
@@ -302,8 +311,29 @@ class Rig:
                 on_at[id(f)] = now
             else:
                 rec.fault_times.append((f, on_at[id(f)], now))
-        await asyncio.sleep(max(0.0, self.s.duration_s - (time.monotonic() - self._t0)))
+        await asyncio.sleep(max(0.0, self.s.duration_s + shift - (time.monotonic() - self._t0)))
         self._check_alive()
+
+    async def wait_ready(self) -> float:
+        """Seconds from the start until `hearth run` ticks on fresh measurements (its log
+        says `READY_LINE`), at most READY_TIMEOUT_S. A scenario's faults count from then:
+        on a loaded machine the process takes 2-20 s to start, and a fault played before
+        the controller runs tests nothing (a rogue miner never started, a clock step the
+        process never saw). Start-up after a `kill_restart` is still judged."""
+        log_path = self.out / "hearth-run.log"
+        while time.monotonic() - self._t0 < READY_TIMEOUT_S:
+            if self.proc is not None and self.proc.poll() is not None:
+                break  # exited: the checks say why
+            with contextlib.suppress(OSError):
+                if READY_LINE in log_path.read_text(errors="replace"):
+                    break
+            await asyncio.sleep(0.1)
+        else:
+            log.warning("hearth run not ready after %.0f s: faults played from then",
+                        READY_TIMEOUT_S)
+        ready = time.monotonic() - self._t0
+        log.warning("HIL: hearth run ready at %.1f s: faults count from then", ready)
+        return ready
 
     def _check_alive(self) -> None:
         if (self.proc is not None and self.proc.poll() is not None

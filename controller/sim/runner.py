@@ -111,32 +111,6 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _heap_trimmer() -> Callable[[], None]:
-    """glibc's `malloc_trim(0)`, else nothing. Each block's records (~1 kB a row) are freed
-    when the next block starts, but the few that live on (trip log entries, cached terms)
-    pin the top of glibc's heap, which then only grows: RSS rose ~1.2 MB per simulated day
-    (575 MB for the 1-min year). Giving the freed pages back after each block keeps it flat
-    (137 MB for 40 and for 100 days); results do not change."""
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    try:
-        trim = ctypes.CDLL(name).malloc_trim if name else None
-    except (OSError, AttributeError):
-        trim = None
-    if trim is None:
-        return lambda: None
-
-    def trim_heap() -> None:
-        trim(0)
-
-    return trim_heap
-
-
-_trim_heap = _heap_trimmer()
-
-
 class _Progress:
     """A plain progress bar on stderr, only when stderr is a terminal."""
 
@@ -220,8 +194,6 @@ def simulate(
                 b = run.block(piece)
                 for c in sinks:
                     c.block(b)
-                del b
-                _trim_heap()
                 bar.update(run.rows)
     except BaseException:
         for c in sinks:

@@ -12,7 +12,6 @@ oldest of them); grid and SoC must come from exactly one device.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -23,6 +22,7 @@ from controller.devices.link import LinkPool, SerialEndpoint, TcpEndpoint
 from controller.devices.poller import DevicePoller
 from controller.devices.regmap import SUMMABLE, DeviceMap, load_map
 from controller.errors import InputError, Problem
+from controller.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -100,11 +100,7 @@ class Acquisition:
             self._tasks.append(asyncio.create_task(p.run(), name=f"poll {p.name}"))
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         await self.pool.close()
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 from controller.control.types import Commands, MinerCommand, MinerReading
 from controller.miners.base import MinerDriver
+from controller.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -115,11 +116,7 @@ class DriverFleet:
             self._wake[cmd.name].set()
 
     async def stop(self, shutdown_state: str) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         if shutdown_state in ("pause", "off"):
             results = await asyncio.gather(

@@ -20,7 +20,6 @@ change, `state/bitcoin` over MQTT (`source`, `stale`, `fallback_reason`) and the
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -43,6 +42,7 @@ from controller.economics.hashprice import (
 )
 from controller.errors import InputError, Problem
 from controller.runtime.mempool import FeedError, Fetch, fetch_quote, http_get_json
+from controller.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -310,11 +310,8 @@ class BitcoinTermsFeed:
             await asyncio.sleep(max(1.0, self.next_try_s - self.utc()))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait([self._task])
+        self._task = None
 
 
 def pushed_terms(difficulty: Decimal, reward_sats: int, btc_price: Decimal, currency: str,

@@ -25,7 +25,6 @@ applied. The VEN also offers a TELEMETRY_USAGE report of the miners' real power.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -39,6 +38,7 @@ from controller.config.openadr import OpenAdrSection
 from controller.control.types import Reading
 from controller.errors import InputError, Problem
 from controller.runtime.dr import DrEvent, DrSchedule, Kind
+from controller.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -220,10 +220,7 @@ class Ven:
         self._task = asyncio.create_task(self._run(), name="openadr-ven")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait([self._task])
         if self.client is not None:
             if self.client.scheduler.running:
                 self.client.scheduler.shutdown(wait=False)

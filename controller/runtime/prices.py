@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import contextlib
 import csv
 import io
 import logging
@@ -35,6 +34,7 @@ from typing import NamedTuple
 from controller.config.models import SiteConfig
 from controller.economics.csvrows import aware_time, records
 from controller.errors import InputError, Problem
+from controller.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -257,11 +257,8 @@ class PriceFeed:
                 log.exception("price file poll failed")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait([self._task])
+        self._task = None
 
     # -- the tick's question ----------------------------------------------------------------
 

@@ -51,6 +51,16 @@ def expected_sats(hashes: int | Fraction, difficulty: Decimal | Fraction,
     return Fraction(hashes) * Fraction(reward_sats) / (Fraction(difficulty) * TWO_32)
 
 
+def _check_pool_fee(pool_fee_pct: Decimal) -> None:
+    if not 0 <= pool_fee_pct < 100:
+        raise ValueError("pool_fee_pct must be in [0, 100)")
+
+
+def _kept_after_fee(pool_fee_pct: Decimal) -> Fraction:
+    """The share of the expected value a pool pays out (1 - fee)."""
+    return 1 - Fraction(pool_fee_pct) / 100
+
+
 @dataclass(frozen=True)
 class NetworkTerms:
     """Hashprice from the network: difficulty, reward per block, BTC price, pool fee."""
@@ -63,12 +73,11 @@ class NetworkTerms:
     def __post_init__(self) -> None:
         if self.difficulty <= 0 or self.btc_price <= 0 or self.reward_sats < 0:
             raise ValueError("difficulty and btc_price must be > 0, reward_sats >= 0")
-        if not 0 <= self.pool_fee_pct < 100:
-            raise ValueError("pool_fee_pct must be in [0, 100)")
+        _check_pool_fee(self.pool_fee_pct)
 
     def sats_per_th_s(self) -> Fraction:
         """Expected sats, after pool fee, for one terahash."""
-        keep = 1 - Fraction(self.pool_fee_pct) / 100
+        keep = _kept_after_fee(self.pool_fee_pct)
         return expected_sats(TH, self.difficulty, self.reward_sats) * keep
 
     def value_per_th_s(self) -> Fraction:
@@ -101,11 +110,10 @@ class GivenHashprice:
     def __post_init__(self) -> None:
         if self.hashprice_per_th_day < 0 or self.btc_price <= 0:
             raise ValueError("hashprice must be >= 0 and btc_price > 0")
-        if not 0 <= self.pool_fee_pct < 100:
-            raise ValueError("pool_fee_pct must be in [0, 100)")
+        _check_pool_fee(self.pool_fee_pct)
 
     def value_per_th_s(self) -> Fraction:
-        keep = 1 - Fraction(self.pool_fee_pct) / 100
+        keep = _kept_after_fee(self.pool_fee_pct)
         return Fraction(self.hashprice_per_th_day) * keep / DAY_S
 
     def sats_per_th_s(self) -> Fraction:
@@ -127,11 +135,10 @@ class Hashvalue:
     def __post_init__(self) -> None:
         if self.sats_per_th_day < 0 or self.btc_price <= 0:
             raise ValueError("hashvalue must be >= 0 and btc_price > 0")
-        if not 0 <= self.pool_fee_pct < 100:
-            raise ValueError("pool_fee_pct must be in [0, 100)")
+        _check_pool_fee(self.pool_fee_pct)
 
     def sats_per_th_s(self) -> Fraction:
-        keep = 1 - Fraction(self.pool_fee_pct) / 100
+        keep = _kept_after_fee(self.pool_fee_pct)
         return Fraction(self.sats_per_th_day) * keep / DAY_S
 
     def value_per_th_s(self) -> Fraction:

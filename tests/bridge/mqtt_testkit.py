@@ -214,6 +214,26 @@ class TestClient:
         )
 
 
+def reply_topic(base: str, user: str) -> str:
+    """A fresh response topic under the user's reply branch (the ACL lets each account
+    read only its own): one per request, so answers never mix."""
+    return f"{base}/reply/{user}/{uuid.uuid4().hex[:8]}"
+
+
+def installer_cli(argv: list[str]) -> int:
+    """`hearth installer ...` through its own argparse wiring, in this process (InputError
+    propagates, for the test to check, where `hearth`'s main would print it and exit 2)."""
+    import argparse
+
+    from controller.bridge.cli import register
+
+    parser = argparse.ArgumentParser(prog="hearth")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    rc: int = args.func(args)
+    return rc
+
+
 def retained_snapshot(
     broker: brokerkit.Broker, username: str, password: str, topic_filter: str,
 ) -> dict[str, Received]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -16,7 +15,7 @@ from typing import Any
 
 import brokerkit
 import pytest
-from mqtt_testkit import ACL_TEXT, SITE, TIMEOUT_S, USERS, client, site_doc, write_site
+from mqtt_testkit import ACL_TEXT, SITE, TIMEOUT_S, USERS, client, reply_topic, site_doc, write_site
 
 from controller.bridge import Bridge, ConfigStore
 from controller.bridge.commands import CommandQueue
@@ -60,17 +59,13 @@ def site(tmp_path: Path) -> Iterator[tuple[brokerkit.Broker, Site]]:
             s.bridge.stop()
 
 
-def _reply(user: str) -> str:
-    return f"{BASE}/reply/{user}/{uuid.uuid4().hex[:8]}"
-
-
 @pytest.mark.parametrize("user", ["installer", "homeassistant"])
 def test_pushed_terms_are_applied_answered_and_kept(
         site: tuple[brokerkit.Broker, Site], user: str) -> None:
     broker, s = site
     assert s.feed.status().source == "config"
     c = client(broker, user)
-    reply = _reply(user)
+    reply = reply_topic(BASE, user)
     c.subscribe(reply)
     ans = c.request(TOPIC, json.dumps({**GOOD, "id": "t1"}).encode(), reply, b"corr").json()
     assert ans["ok"] is True and ans["id"] == "t1" and ans["command"] == "bitcoin_terms"
@@ -114,7 +109,7 @@ def test_bad_terms_are_refused_naming_field_and_bound_and_nothing_applied(
         reason: str) -> None:
     broker, s = site
     ha = client(broker, "homeassistant")
-    reply = _reply("homeassistant")
+    reply = reply_topic(BASE, "homeassistant")
     ha.subscribe(reply)
     ans = ha.request(TOPIC, json.dumps({**GOOD, **change}).encode(), reply, b"x").json()
     assert ans["ok"] is False, ans
@@ -127,7 +122,7 @@ def test_bad_terms_are_refused_naming_field_and_bound_and_nothing_applied(
 def test_every_bad_field_is_named_at_once(site: tuple[brokerkit.Broker, Site]) -> None:
     broker, s = site
     ha = client(broker, "homeassistant")
-    reply = _reply("homeassistant")
+    reply = reply_topic(BASE, "homeassistant")
     ha.subscribe(reply)
     ans = ha.request(TOPIC, json.dumps({"difficulty": -1, "reward_sats": 0, "btc_price": 0,
                                         "currency": "EUR"}).encode(), reply, b"x").json()
@@ -169,7 +164,7 @@ def test_the_installer_may_push_terms_but_no_other_command(
     assert rc is not None and rc.value == 0x87  # not authorized (ACL)
     rc = inst.publish(f"{BASE}/cmd/bitcoin_terms_x", json.dumps(GOOD).encode())
     assert rc is not None and rc.value == 0x87
-    reply = _reply("installer")
+    reply = reply_topic(BASE, "installer")
     inst.subscribe(reply)
     assert inst.request(TOPIC, json.dumps(GOOD).encode(), reply, b"ok").json()["ok"]
     assert s.queue.drain() == [] and s.feed.accepted == 1
@@ -194,7 +189,7 @@ def test_state_bitcoin_says_where_the_terms_come_from(
     assert first["source"] == "config" and first["stale"] is False
     assert "no live terms" in first["fallback_reason"]
     assert first["btc_price"] == str(s.cfg.bitcoin.btc_price) and first["currency"] == "EUR"
-    reply = _reply("homeassistant")
+    reply = reply_topic(BASE, "homeassistant")
     ha.subscribe(reply)
     assert ha.request(TOPIC, json.dumps(GOOD).encode(), reply, b"c").json()["ok"]
     deadline = time.monotonic() + TIMEOUT_S

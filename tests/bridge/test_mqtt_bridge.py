@@ -8,7 +8,6 @@ import json
 import threading
 import time
 import tomllib
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from mqtt_testkit import (
     TestClient,
     client,
     ha_discovery_problems,
+    reply_topic,
     retained_snapshot,
     site_doc,
     write_site,
@@ -68,10 +68,6 @@ def snap(grid_w: float = -500.0, s9_w: float = 900.0, **kw: Any) -> StateSnapsho
         miners={"s9": MinerStatus(power_w=s9_w, hashrate_ths=s9_w / 84, state="running")},
         **kw,
     )
-
-
-def _reply_topic(user: str) -> str:
-    return f"{BASE}/reply/{user}/{uuid.uuid4().hex[:8]}"
 
 
 # -- telemetry -------------------------------------------------------------------------------
@@ -162,7 +158,7 @@ def test_commands_are_answered_on_the_response_topic_with_correlation_data(
     broker: brokerkit.Broker, rb: RunningBridge,
 ) -> None:
     ha = client(broker, "homeassistant")
-    reply = _reply_topic("homeassistant")
+    reply = reply_topic(BASE, "homeassistant")
     ha.subscribe(reply, f"{BASE}/cmd/+/result")
     ans = ha.request(f"{BASE}/cmd/tank_target", b'{"target_c": 58.5}', reply, b"corr-1")
     assert ans.json() == {"ok": True, "command": "tank_target",
@@ -213,7 +209,7 @@ def test_a_retained_command_is_refused_deleted_and_not_applied(
     # After a reconnect nothing comes back to be re-applied.
     broker.restart()
     brokerkit.wait_until(lambda: rb.bridge.stats.connects >= 2, TIMEOUT_S, "reconnect")
-    reply = _reply_topic("homeassistant")
+    reply = reply_topic(BASE, "homeassistant")
     ha2 = client(broker, "homeassistant")
     ha2.subscribe(reply)
     # The bridge's SUBSCRIBE after the reconnect may reach the restarted broker after a
@@ -250,7 +246,7 @@ def test_malformed_commands_are_refused_with_a_reason(
     reason: str,
 ) -> None:
     ha = client(broker, "homeassistant")
-    reply = _reply_topic("homeassistant")
+    reply = reply_topic(BASE, "homeassistant")
     ha.subscribe(reply)
     ans = ha.request(f"{BASE}/{topic}", payload, reply, b"x").json()
     assert ans["ok"] is False
@@ -274,7 +270,7 @@ def test_a_flood_of_requests_is_answered_busy_not_queued_without_bound(
     try:
         assert b.wait_connected(TIMEOUT_S)
         ha = client(broker, "homeassistant")
-        reply = _reply_topic("homeassistant")
+        reply = reply_topic(BASE, "homeassistant")
         ha.subscribe(reply)
         for i in range(10):
             ha.publish(f"{BASE}/cmd/pause_all", b'{"paused": true}', response_topic=reply,
@@ -300,7 +296,7 @@ def test_invalid_config_is_refused_with_every_error_and_nothing_changes(
     broker: brokerkit.Broker, rb: RunningBridge,
 ) -> None:
     inst = client(broker, "installer")
-    reply = _reply_topic("installer")
+    reply = reply_topic(BASE, "installer")
     inst.subscribe(reply)
     before = rb.path.read_bytes()
     patch = {"tank": {"max_c": 50}, "miners": [{"name": "s9"}], "control": {"tick_s": 0}}
@@ -334,7 +330,7 @@ def test_valid_config_is_applied_then_rolled_back(
     ha.subscribe(DISCOVERY, f"{BASE}/state/miners/bitaxe-2")
     ha.wait_for(DISCOVERY)
     ha.wait_for(f"{BASE}/state/miners/bitaxe-2")
-    reply = _reply_topic("installer")
+    reply = reply_topic(BASE, "installer")
     inst.subscribe(reply)
     original = rb.path.read_bytes()
     v0 = rb.store.version
@@ -407,7 +403,7 @@ def test_a_service_that_cannot_apply_a_config_leaves_the_old_one_in_place(
     broker: brokerkit.Broker, rb: RunningBridge,
 ) -> None:
     inst = client(broker, "installer")
-    reply = _reply_topic("installer")
+    reply = reply_topic(BASE, "installer")
     inst.subscribe(reply)
     before = rb.path.read_bytes()
     rb.rec.refuse_configs = True
@@ -494,7 +490,7 @@ def test_acl_denied_publishes_have_no_effect_and_anonymous_is_refused(
     rc = inst.publish(f"{BASE}/cmd/pause_all", b'{"paused": true}')
     assert rc is not None and rc.value == 0x87
     # A request that is allowed is answered, which shows the denied ones were not just slow.
-    reply = _reply_topic("installer")
+    reply = reply_topic(BASE, "installer")
     inst.subscribe(reply)
     ans = inst.request(f"{BASE}/config/get", b"", reply, b"ok")
     assert ans.json()["ok"]
@@ -505,7 +501,7 @@ def test_acl_denied_publishes_have_no_effect_and_anonymous_is_refused(
     # An account cannot read another account's replies: HA may send a command that names
     # the installer's reply topic, but it never gets to see that answer.
     spy = client(broker, "homeassistant")
-    own = _reply_topic("homeassistant")
+    own = reply_topic(BASE, "homeassistant")
     spy.subscribe(f"{BASE}/reply/installer/#", own)
     ha.publish(f"{BASE}/cmd/pause_all", b'{"paused": true}',
                response_topic=f"{BASE}/reply/installer/spy", correlation=b"s")
@@ -580,7 +576,7 @@ def test_broker_restart_reconnects_resubscribes_republishes_without_blocking_the
         assert ha_discovery_problems(DISCOVERY, retained[DISCOVERY].json()) == []
         # Re-subscribed: a command is answered again.
         ha = client(broker, "homeassistant")
-        reply = _reply_topic("homeassistant")
+        reply = reply_topic(BASE, "homeassistant")
         ha.subscribe(reply)
         assert ha.request(f"{BASE}/cmd/pause_all", b'{"paused": true}', reply, b"r").json()["ok"]
         ha.close()
@@ -611,7 +607,7 @@ def test_fuzzing_command_and_config_topics_never_crashes_the_bridge(
     with RunningBridge(tmp_path / "site", broker) as r:
         ha = client(broker, "homeassistant")
         inst = client(broker, "installer")
-        ha_reply, inst_reply = _reply_topic("homeassistant"), _reply_topic("installer")
+        ha_reply, inst_reply = reply_topic(BASE, "homeassistant"), reply_topic(BASE, "installer")
         ha.subscribe(ha_reply)
         inst.subscribe(inst_reply)
         counter = iter(range(1_000_000))

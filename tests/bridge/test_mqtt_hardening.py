@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import time
 import tomllib
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import brokerkit
 import pytest
-from mqtt_testkit import ACL_TEXT, SITE, USERS, RunningBridge, client
+from mqtt_testkit import ACL_TEXT, SITE, USERS, RunningBridge, client, installer_cli, reply_topic
 
 from controller.errors import InputError
 
@@ -31,17 +30,13 @@ def rb(tmp_path: Path, broker: brokerkit.Broker) -> Iterator[RunningBridge]:
         yield r
 
 
-def _reply(user: str) -> str:
-    return f"{BASE}/reply/{user}/{uuid.uuid4().hex[:8]}"
-
-
 # -- item 1: config/set runs the same validation as `hearth config check` -----------------
 
 def test_config_set_refuses_driver_settings_the_service_could_not_start_with(
     broker: brokerkit.Broker, rb: RunningBridge,
 ) -> None:
     inst = client(broker, "installer")
-    reply = _reply("installer")
+    reply = reply_topic(BASE, "installer")
     inst.subscribe(reply)
     before = rb.path.read_bytes()
     doc = tomllib.loads(before.decode())
@@ -97,7 +92,7 @@ def test_config_set_refuses_coerced_types_nul_and_huge_strings(
     broker: brokerkit.Broker, rb: RunningBridge,
 ) -> None:
     inst = client(broker, "installer")
-    reply = _reply("installer")
+    reply = reply_topic(BASE, "installer")
     inst.subscribe(reply)
     before = rb.path.read_bytes()
     for patch, field in (({"control": {"tick_s": "1"}}, "control.tick_s"),
@@ -129,25 +124,13 @@ def _big_doc(tmp_path: Path, rb: RunningBridge, pad: int) -> Path:
     return out
 
 
-def _installer(argv: list[str]) -> int:
-    import argparse
-
-    from controller.bridge.cli import register
-
-    parser = argparse.ArgumentParser(prog="hearth")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    rc: int = args.func(args)
-    return rc
-
-
 def test_a_push_above_the_controllers_limit_is_refused_before_sending(
     tmp_path: Path, broker: brokerkit.Broker, rb: RunningBridge,
 ) -> None:
     common = _push_setup(tmp_path, broker)
     big = _big_doc(tmp_path, rb, 300_000)  # above the default max_config_bytes (256 KiB)
     with pytest.raises(InputError) as ei:
-        _installer(["installer", "push", str(big), *common])
+        installer_cli(["installer", "push", str(big), *common])
     assert "too large" in ei.value.render() and "max_config_bytes" in ei.value.render()
 
 
@@ -159,7 +142,7 @@ def test_a_push_above_the_brokers_packet_size_says_so(tmp_path: Path) -> None:
         big = _big_doc(tmp_path, rb, 40_000)  # under Hearth's limit, over the broker's
         t0 = time.monotonic()
         with pytest.raises(InputError) as ei:
-            _installer(["installer", "push", str(big), *common])
+            installer_cli(["installer", "push", str(big), *common])
         assert "broker" in ei.value.render() and "20000" in ei.value.render(), \
             ei.value.render()
         assert time.monotonic() - t0 < 8  # told at once, not after the timeout

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,20 +9,10 @@ from pathlib import Path
 import brokerkit
 import pytest
 import simkit
-from mqtt_testkit import ACL_TEXT, S9_SECRET, SITE, USERS, RunningBridge
+from mqtt_testkit import ACL_TEXT, S9_SECRET, SITE, USERS, RunningBridge, installer_cli
 
 from controller.bridge import tomldoc
-from controller.bridge.cli import register
 from controller.errors import InputError
-
-
-def run(argv: list[str]) -> int:
-    """Like controller.cli.main once `register` is wired in: InputError -> exit 2."""
-    parser = argparse.ArgumentParser(prog="hearth")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    rc: int = args.func(args)
-    return rc
 
 
 @pytest.fixture
@@ -45,7 +34,7 @@ def test_push_get_rollback(setup: tuple[brokerkit.Broker, RunningBridge, list[st
 
     # get: TOML with the secret redacted.
     out = tmp_path / "current.toml"
-    assert run(["installer", "get", *common, "--output", str(out)]) == 0
+    assert installer_cli(["installer", "get", *common, "--output", str(out)]) == 0
     doc = tomllib.loads(out.read_text())
     assert doc["miners"][0]["driver"]["password"] == "<redacted>"
     assert S9_SECRET not in out.read_text()
@@ -53,7 +42,7 @@ def test_push_get_rollback(setup: tuple[brokerkit.Broker, RunningBridge, list[st
     # push the edited file back (redacted secret kept on the controller).
     doc["tank"]["target_c"] = 61
     out.write_text(tomldoc.dumps(doc))
-    assert run(["installer", "push", str(out), *common]) == 0
+    assert installer_cli(["installer", "push", str(out), *common]) == 0
     assert "changed: tank" in capsys.readouterr().out
     assert r.store.config.tank is not None and r.store.config.tank.target_c == 61
     assert r.store.config.miners[0].driver["password"] == S9_SECRET
@@ -62,11 +51,11 @@ def test_push_get_rollback(setup: tuple[brokerkit.Broker, RunningBridge, list[st
     patch = tmp_path / "patch.toml"
     patch.write_text("[control]\nexport_margin_w = 80\n")
     before = r.path.read_bytes()
-    assert run(["installer", "push", str(patch), "--patch", "--dry-run", *common]) == 0
+    assert installer_cli(["installer", "push", str(patch), "--patch", "--dry-run", *common]) == 0
     assert "dry run" in capsys.readouterr().out and r.path.read_bytes() == before
 
     # rollback.
-    assert run(["installer", "rollback", *common]) == 0
+    assert installer_cli(["installer", "rollback", *common]) == 0
     assert r.path.read_bytes() == original
 
 
@@ -81,7 +70,7 @@ def test_a_refused_push_lists_every_error_and_exits_2(
     bad = tmp_path / "bad.toml"
     bad.write_text(tomldoc.dumps(d))
     with pytest.raises(InputError) as ei:
-        run(["installer", "push", str(bad), *common])
+        installer_cli(["installer", "push", str(bad), *common])
     assert {p.where: p.reason for p in ei.value.problems} == {
         "tank.max_c": "must be above target_c (55.0)",
         "miners[1].max_power_w": "must be at least min_power_w (9.0)",
@@ -90,7 +79,7 @@ def test_a_refused_push_lists_every_error_and_exits_2(
     not_toml = tmp_path / "x.toml"
     not_toml.write_text("[tank\n")
     with pytest.raises(InputError) as ei:
-        run(["installer", "push", str(not_toml), *common])
+        installer_cli(["installer", "push", str(not_toml), *common])
     assert "not a TOML file" in ei.value.problems[0].reason
 
 
@@ -105,7 +94,7 @@ def test_connection_problems_exit_1_with_a_reason(
     wrong.write_text("nope\n")
     args = list(common)
     args[args.index("--password-file") + 1] = str(wrong)
-    assert run(["installer", "get", *args]) == 1
+    assert installer_cli(["installer", "get", *args]) == 1
     assert "refused the login" in capsys.readouterr().err
     # Home Assistant's account may not provision: the broker drops it (ACL).
     ha_pw = tmp_path / "ha.pw"
@@ -113,14 +102,14 @@ def test_connection_problems_exit_1_with_a_reason(
     args = list(common)
     args[args.index("--password-file") + 1] = str(ha_pw)
     args[args.index("--username") + 1] = "homeassistant"
-    assert run(["installer", "rollback", *args]) == 1
+    assert installer_cli(["installer", "rollback", *args]) == 1
     assert "not authorized" in capsys.readouterr().err.lower()
     # Another site: nobody answers.
     args = list(common)
     args[args.index("--site") + 1] = "nosuchsite"
     args[args.index("--timeout") + 1] = "0.5"
-    assert run(["installer", "get", *args]) == 1
+    assert installer_cli(["installer", "get", *args]) == 1
     assert "no answer from the controller" in capsys.readouterr().err
     with pytest.raises(InputError) as ei:
-        run(["installer", "get", "--broker", f"127.0.0.1:{broker.port}", "--site", SITE])
+        installer_cli(["installer", "get", "--broker", f"127.0.0.1:{broker.port}", "--site", SITE])
     assert {p.where for p in ei.value.problems} >= {"--username", "--password-file"}

@@ -300,6 +300,8 @@ def _register_plugins(sub: Any, command: str | None) -> None:
     """Commands of the rig (`demo`, `hil`, `emulate`) come as entry points, so the product
     never imports `hil/` (dependencies point one way); only the one the command line
     names is loaded (`hearth run` stays light), all of them when none is named (help)."""
+    if command in sub.choices:
+        return  # a command of the product itself: no need to scan installed metadata
     from importlib.metadata import entry_points
 
     for ep in entry_points(group=PLUGIN_GROUP):

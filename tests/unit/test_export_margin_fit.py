@@ -10,12 +10,13 @@ from pathlib import Path
 import numpy as np
 import simkit
 
+from controller.config.models import SiteConfig
 from controller.sim.runner import simulate
 
 SURPLUS_SITE = Path(__file__).resolve().parents[2] / "hil" / "sites" / "surplus-10kwp.toml"
 
 
-def _one_s9() -> object:
+def _one_s9() -> SiteConfig:
     d = simkit.site_dict(SURPLUS_SITE)
     s9 = next(m for m in d["miners"] if m["name"] == "s9-a")
     return simkit.site(SURPLUS_SITE, miners=[s9])
@@ -24,7 +25,7 @@ def _one_s9() -> object:
 def _run(surplus_w: list[tuple[float, int]]) -> tuple[np.ndarray, np.ndarray]:
     cfg = _one_s9()
     pv = np.concatenate([np.full(n, 500.0 + w) for w, n in surplus_w])
-    r = simulate(cfg, simkit.trace(pv, 500.0), "hearth", progress=False)  # type: ignore[arg-type]
+    r = simulate(cfg, simkit.trace(pv, 500.0), "hearth", progress=False)
     return r.columns["miner_w"], r.columns["grid_w"]
 
 

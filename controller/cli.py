@@ -90,19 +90,23 @@ def _compare(args: argparse.Namespace) -> int:
     from controller.sim.quality import QualitySums
     from controller.sim.report import summarize
     from controller.sim.runner import POLICIES, simulate
-    from controller.trace.reader import read_trace
+    from controller.trace.reader import Trace, TraceChunks, iter_trace, read_trace
 
     cfg = load_site(args.config)
-    trace = read_trace(args.trace, cfg)
     policies = [p.strip() for p in args.controllers.split(",") if p.strip()]
     unknown = [p for p in policies if p not in POLICIES]
     if unknown or not policies:
         raise InputError("hearth compare", [Problem(
             "--controllers", f"unknown controller(s) {unknown}; choose from "
             f"{', '.join(POLICIES)}" if unknown else "names no controller")])
+    # Streamed (every run, the loose bound and the ceiling read the file in chunks: memory
+    # flat in its length), except with a plan: its forecast looks at the whole trace.
+    trace: Trace | TraceChunks = read_trace(args.trace, cfg) if args.plan != "none" else \
+        iter_trace(args.trace, cfg)
+    step_s = trace.step_s if isinstance(trace, Trace) else next(iter(trace)).step_s
 
     def run(policy: str, plan: str | None = None) -> dict[str, Any]:
-        q = QualitySums(cfg, trace.step_s)  # streamed: a year's rows are never all kept
+        q = QualitySums(cfg, step_s)  # streamed: a year's rows are never all kept
         r = simulate(cfg, trace, policy, progress=None, plan=plan, keep_columns=False,
                      consumers=[q])
         return summarize(r) | {"quality": q.figures(r.starts)}
@@ -111,10 +115,12 @@ def _compare(args: argparse.Namespace) -> int:
     if args.plan != "none":
         summaries.append(run("hearth", args.plan))
     if not args.no_bound:
-        from controller.plan.bound import perfect_foresight
+        from controller.plan.bound import LooseBoundTooLong, loose_bound
 
-        bound = perfect_foresight(cfg, trace)
-        summaries.append(bound_summary(summaries[0], bound.value))
+        try:
+            summaries.append(bound_summary(summaries[0], loose_bound(cfg, trace)))
+        except LooseBoundTooLong as err:
+            print(f"note: {err} (--no-bound skips it)", file=sys.stderr)
     if not args.no_ceiling:
         from controller.plan.ceiling import ceiling
         from controller.sim.compare import with_ceiling
@@ -126,26 +132,55 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bound_problems(args: argparse.Namespace) -> list[Any]:
+    """What is wrong with `hearth bound`'s numeric arguments, by option name."""
+    from controller.errors import Problem
+
+    out = []
+    if args.window_steps is not None and args.window_steps < 1:
+        out.append(Problem("--window-steps", f"must be at least 1 (is {args.window_steps})"))
+    if args.jobs is not None and args.jobs < 1:
+        out.append(Problem("--jobs", f"must be at least 1 (is {args.jobs})"))
+    if not args.time_limit > 0:
+        out.append(Problem("--time-limit", f"must be above 0 s (is {args.time_limit:g})"))
+    if not args.restart_cost >= 0:
+        out.append(Problem("--restart-cost", f"must not be negative (is {args.restart_cost:g})"))
+    return out
+
+
 def _bound(args: argparse.Namespace) -> int:
     from controller.config import load_site
-    from controller.plan.ceiling import ceiling, render_ceiling, write_schedule
-    from controller.trace.reader import read_trace
+    from controller.plan.ceiling import ceiling, render_ceiling
+    from controller.trace.reader import iter_trace
 
+    problems = _bound_problems(args)
+    if problems:
+        raise InputError("hearth bound", problems)
     cfg = load_site(args.config)
-    trace = read_trace(args.trace, cfg)
+    # Streamed: the windows are solved as the rows arrive and only running sums are kept,
+    # so memory is flat in the trace's length. A first pass validates the whole file: a
+    # bad row near its end fails in seconds, not after the solves (and writes nothing).
+    trace = iter_trace(args.trace, cfg)
+    for _ in trace:
+        pass
     objectives = ("capture", "value") if args.objective == "both" else (args.objective,)
     if "capture" not in objectives:
         objectives = ("capture", *objectives)
     res = ceiling(cfg, trace, window_steps=args.window_steps, time_limit_s=args.time_limit,
                   objectives=objectives, allow_import=args.allow_import,
-                  restart_cost=args.restart_cost, jobs=args.jobs)
-    summary = res.summary()
+                  restart_cost=args.restart_cost, jobs=args.jobs,
+                  schedule_path=args.schedule)
+    loose = None
     if not args.no_loose:
-        from controller.plan.bound import perfect_foresight
+        from controller.plan.bound import LooseBoundTooLong, loose_bound
 
-        summary["loose_bound_value"] = round(perfect_foresight(cfg, trace).value, 2)
-    if args.schedule:
-        write_schedule(res, trace, args.schedule)
+        try:
+            loose = loose_bound(cfg, trace)
+        except LooseBoundTooLong as err:
+            res.notes.append(f"{err} (--no-loose skips it)")
+    summary = res.summary()
+    if loose is not None:
+        summary["loose_bound_value"] = round(loose, 2)
     if args.summary:
         Path(args.summary).write_text(json.dumps(summary, indent=2) + "\n")
     print(render_ceiling(summary))
@@ -255,7 +290,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     bnd.add_argument("--schedule", help="write the per-step miner powers (CSV) here")
     bnd.add_argument("--summary", help="write the figures as JSON here")
     bnd.add_argument("--no-loose", action="store_true",
-                     help="skip the loose bound (the relaxed LP) beside the ceiling")
+                     help="skip the loose bound (the relaxed LP) beside the ceiling (with a "
+                          "battery or tank one LP over the whole trace: see docs/plan.md)")
     bnd.set_defaults(func=_bound)
 
     from controller.bridge.cli import register as register_installer

@@ -43,9 +43,11 @@ commands are free and cost nothing), so each window's optimum bounds the whole-t
 optimum's part in it: the ceiling is the sum of the windows' proven upper bounds (HiGHS's
 dual bound where the time limit cut the search: the gap is reported). The first window
 starts from the plant's state (all miners off). The windows are independent, so they run
-in parallel (`jobs`). The per-step powers are the windows' best schedules stitched
-together; `boundary_mismatches` counts the cuts where a window's free history disagrees
-with what the previous window did (usually none: the cuts are at night).
+in parallel (`jobs`), and they are cut and solved as a streamed trace's chunks arrive:
+memory is flat in the trace's length (`ceiling`, `WindowCutter`). The per-step powers are
+the windows' best schedules stitched together; `boundary_mismatches` counts the cuts where
+a window's free history disagrees with what the previous window did (usually none: the
+cuts are at night).
 
 Sites with a battery: the surplus is the one a miner-less run of the same battery leaves
 (as `hearth sim` reports it); the value ceiling is not defined (the loose bound applies).
@@ -58,15 +60,17 @@ import itertools
 import math
 import os
 import time
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import highspy
 import numpy as np
 import numpy.typing as npt
 
-from controller.config.models import BatterySection, MinerConfig, SiteConfig
+from controller.config.models import MinerConfig, SiteConfig
 from controller.plan.value import heat_cost_per_kwh, value_per_th
 from controller.trace.reader import Trace
 
@@ -621,61 +625,125 @@ def _result(job: WindowJob, cols: list[_Cols], x: FloatArray | None, primal: flo
                         relaxed, time.process_time() - c0)
 
 
-# ----------------------------------------------------------------------------- the whole trace
+# ----------------------------------------------------------------------------- the trace, streamed
+
+TraceInput = Trace | Iterable[Trace]
+"""A whole `Trace`, or its consecutive chunks (`iter_trace`)."""
+
+
+def trace_chunks(trace: TraceInput) -> Iterable[Trace]:
+    """The chunks of `trace` (a whole `Trace` is one chunk)."""
+    return [trace] if isinstance(trace, Trace) else trace
+
+
+class SurplusStream:
+    """What a miner-less run of the site exports or curtails each step (`hearth sim`'s
+    `surplus_w`): pv − load, less what the same battery would store (its self-consumption
+    rule, as controller/sim/plant/battery.py models it). Fed chunk by chunk: the battery's
+    state of charge carries over, so the chunks give the whole trace's figures."""
+
+    def __init__(self, cfg: SiteConfig) -> None:
+        self.battery = cfg.battery
+        self.soc_pct = cfg.battery.initial_soc_pct if cfg.battery is not None else math.nan
+
+    def feed(self, trace: Trace) -> FloatArray:
+        net = np.asarray(trace.pv_w - trace.load_w, dtype=np.float64)
+        if self.battery is None:
+            return np.maximum(net, 0.0)
+        return np.maximum(net - self._self_consumption_w(net, trace.step_s), 0.0)
+
+    def _self_consumption_w(self, net_w: FloatArray, dt: float) -> FloatArray:
+        b = self.battery
+        assert b is not None
+        cap_j = b.capacity_kwh * J_PER_KWH
+        eta = math.sqrt(b.round_trip_efficiency)
+        soc = self.soc_pct
+        out = np.zeros(len(net_w))
+        for i, net in enumerate(net_w.tolist()):
+            bat = 0.0
+            if net > 0:
+                room = (b.max_soc_pct - soc) / 100 * cap_j
+                lim = 0.0 if room <= 0 else min(b.max_charge_w, room / eta / dt)
+                bat = min(net, max(lim, 0.0))
+            elif net < 0:
+                stored = (soc - b.min_soc_pct) / 100 * cap_j
+                lim = 0.0 if stored <= 0 else min(b.max_discharge_w, stored * eta / dt)
+                bat = -min(-net, max(lim, 0.0))
+            out[i] = bat
+            delta = bat * dt * eta if bat >= 0 else bat * dt / eta
+            soc = min(max(soc + delta / cap_j * 100, b.min_soc_pct), b.max_soc_pct)
+        self.soc_pct = soc
+        return out
+
 
 def surplus_w(cfg: SiteConfig, trace: Trace) -> FloatArray:
-    """What a miner-less run of the site exports or curtails each step (`hearth sim`'s
-    `surplus_w`): pv − load, less what the same battery would store (its
-    self-consumption rule, as controller/sim/plant/battery.py models it)."""
-    net = np.asarray(trace.pv_w - trace.load_w, dtype=np.float64)
-    if cfg.battery is None:
-        return np.maximum(net, 0.0)
-    return np.maximum(net - _self_consumption_w(cfg.battery, net, trace.step_s), 0.0)
-
-
-def _self_consumption_w(b: BatterySection, net_w: FloatArray, dt: float) -> FloatArray:
-    cap_j = b.capacity_kwh * J_PER_KWH
-    eta = math.sqrt(b.round_trip_efficiency)
-    soc = b.initial_soc_pct
-    out = np.zeros(len(net_w))
-    for i, net in enumerate(net_w.tolist()):
-        bat = 0.0
-        if net > 0:
-            room = (b.max_soc_pct - soc) / 100 * cap_j
-            lim = 0.0 if room <= 0 else min(b.max_charge_w, room / eta / dt)
-            bat = min(net, max(lim, 0.0))
-        elif net < 0:
-            stored = (soc - b.min_soc_pct) / 100 * cap_j
-            lim = 0.0 if stored <= 0 else min(b.max_discharge_w, stored * eta / dt)
-            bat = -min(-net, max(lim, 0.0))
-        out[i] = bat
-        delta = bat * dt * eta if bat >= 0 else bat * dt / eta
-        soc = min(max(soc + delta / cap_j * 100, b.min_soc_pct), b.max_soc_pct)
-    return out
-
-
-def window_starts(trace: Trace, longitude_deg: float, window_steps: int | None) -> list[int]:
-    """First step of each window: local mean solar midnights (about one day each), or
-    every `window_steps` from the start. Windows are at most `MAX_WINDOW_STEPS` long."""
-    n = len(trace.time_s)
-    dt = trace.step_s
-    if window_steps is not None:
-        if window_steps < 1:
-            raise ValueError(f"window_steps must be at least 1, got {window_steps}")
-        return list(range(0, n, window_steps))
-    solar = (trace.time_s + longitude_deg / 360.0 * DAY_S) % DAY_S
-    cuts = [int(i) for i in np.flatnonzero(solar < dt) if i > 0]
-    day = round(DAY_S / dt)
-    cuts = [c for c in cuts if c >= day // 4 and n - c >= day // 4]
-    starts = [0, *cuts]
-    out: list[int] = []
-    for a, b in zip(starts, [*starts[1:], n], strict=True):
-        parts = max(1, math.ceil((b - a) / MAX_WINDOW_STEPS))
-        out += [a + (b - a) * p // parts for p in range(parts)]
-    return out
+    """The whole trace's surplus (see `SurplusStream`)."""
+    return SurplusStream(cfg).feed(trace)
 
 
 MAX_WINDOW_STEPS = 240
+
+
+class WindowCutter:
+    """The windows' (first, end) rows as the trace's rows arrive: local mean solar
+    midnights (about one day each, cut into pieces of at most `MAX_WINDOW_STEPS`), or every
+    `window_steps` from the start.
+
+    A midnight less than a quarter day from either end of the trace is no cut, so a cut
+    is final once a quarter day of rows follows it, and a day's pieces are known once its
+    end is: at most about a day and a quarter of rows wait for their windows, whatever
+    the trace's length."""
+
+    def __init__(self, longitude_deg: float, step_s: float, window_steps: int | None) -> None:
+        if window_steps is not None and window_steps < 1:
+            raise ValueError(f"window_steps must be at least 1, got {window_steps}")
+        self.longitude_deg = longitude_deg
+        self.step_s = step_s
+        self.window_steps = window_steps
+        self.quarter_day = round(DAY_S / step_s) // 4
+        self.rows = 0  # rows fed so far
+        self.start = 0  # first row not yet in a window handed out
+        self._cuts: list[int] = []  # solar midnights not yet known to be cuts
+
+    def feed(self, time_s: FloatArray) -> list[tuple[int, int]]:
+        """The windows these next rows complete."""
+        first = self.rows
+        self.rows += len(time_s)
+        out: list[tuple[int, int]] = []
+        if self.window_steps is not None:
+            while self.start + self.window_steps <= self.rows:
+                out.append((self.start, self.start + self.window_steps))
+                self.start += self.window_steps
+            return out
+        solar = (time_s + self.longitude_deg / 360.0 * DAY_S) % DAY_S
+        self._cuts += [first + int(i) for i in np.flatnonzero(solar < self.step_s)
+                       if first + int(i) > 0 and first + int(i) >= self.quarter_day]
+        while self._cuts and self.rows - self._cuts[0] >= self.quarter_day:
+            cut = self._cuts.pop(0)
+            out += self._pieces(self.start, cut)
+            self.start = cut
+        return out
+
+    def close(self) -> list[tuple[int, int]]:
+        """The last windows, up to the trace's end."""
+        out = [] if self.start >= self.rows else (
+            [(self.start, self.rows)] if self.window_steps is not None
+            else self._pieces(self.start, self.rows))
+        self._cuts.clear()
+        self.start = self.rows
+        return out
+
+    @staticmethod
+    def _pieces(a: int, b: int) -> list[tuple[int, int]]:
+        parts = max(1, math.ceil((b - a) / MAX_WINDOW_STEPS))
+        cuts = [a + (b - a) * p // parts for p in range(parts)]
+        return list(zip(cuts, [*cuts[1:], b], strict=True))
+
+
+def window_starts(trace: Trace, longitude_deg: float, window_steps: int | None) -> list[int]:
+    """First step of each window of the whole trace (see `WindowCutter`)."""
+    cutter = WindowCutter(longitude_deg, trace.step_s, window_steps)
+    return [a for a, _ in [*cutter.feed(trace.time_s), *cutter.close()]]
 
 
 @dataclass
@@ -685,7 +753,7 @@ class Ceiling:
     objective: str
     bound: float  # proven upper bound (kWh for capture, site currency for value)
     schedule: float  # what the stitched best schedule achieves
-    miner_w: dict[str, FloatArray]  # the schedule, per miner and step
+    miner_w: dict[str, FloatArray]  # the schedule, per miner and step ({}: not kept)
     starts: dict[str, int]
     windows: int
     optimal_windows: int
@@ -755,103 +823,297 @@ class CeilingResult:
         }
 
 
-def baseline_value(cfg: SiteConfig, trace: Trace) -> float:
+class _SiteSums:
+    """Running sums over the trace: the surplus, the heat demand and the no-miner value."""
+
+    def __init__(self, cfg: SiteConfig) -> None:
+        self.cfg = cfg
+        self.surplus_w = 0.0  # W·rows
+        self.heat_w = 0.0  # W·rows
+        self.money = 0.0  # currency/kWh·W·rows: export revenue − import cost
+        self.export_above_import = False
+
+    def feed(self, trace: Trace, surplus: FloatArray | None = None) -> None:
+        net = np.asarray(trace.pv_w - trace.load_w)
+        imp = np.maximum(-net, 0.0)
+        exp = np.minimum(np.maximum(net, 0.0), self.cfg.site.grid_export_limit_w)
+        self.money += float(np.sum(exp * trace.export_price - imp * trace.import_price))
+        self.heat_w += float(np.sum(trace.heat_demand_w))
+        if surplus is not None:
+            self.surplus_w += float(surplus.sum())
+        self.export_above_import |= bool(np.any(trace.export_price > trace.import_price))
+
+    def heat_cost(self, step_s: float) -> float:
+        """What the backup heater costs for the whole heat demand."""
+        return heat_cost_per_kwh(self.cfg) * step_s / J_PER_KWH * self.heat_w
+
+    def baseline_value(self, step_s: float) -> float:
+        return self.money * step_s / J_PER_KWH - self.heat_cost(step_s)
+
+
+def baseline_value(cfg: SiteConfig, trace: TraceInput) -> float:
     """The sim's net value with no miners: the house alone against the grid."""
-    net = np.asarray(trace.pv_w - trace.load_w)
-    kwh = trace.step_s / J_PER_KWH
-    imp = np.maximum(-net, 0.0)
-    exp = np.minimum(np.maximum(net, 0.0), cfg.site.grid_export_limit_w)
-    heat = heat_cost_per_kwh(cfg) * kwh * float(np.sum(trace.heat_demand_w))
-    return float(np.sum(exp * trace.export_price - imp * trace.import_price)) * kwh - heat
+    sums = _SiteSums(cfg)
+    step_s = math.nan
+    for chunk in trace_chunks(trace):
+        sums.feed(chunk)
+        step_s = chunk.step_s
+    return sums.baseline_value(step_s)
 
 
-def ceiling(cfg: SiteConfig, trace: Trace, window_steps: int | None = None,
+class _Objective:
+    """One objective's running figures over the windows solved so far (in window order)."""
+
+    def __init__(self, objective: str, miners: int, pre: int, keep: bool) -> None:
+        self.objective = objective
+        self.pre = pre
+        self.bound = 0.0
+        self.schedule = 0.0
+        self.starts = np.zeros(miners, dtype=np.int64)
+        self.windows = self.optimal = self.time_limited = self.relaxed = 0
+        self.mismatches = self.nodes = 0
+        self.solve_s = self.cpu_s = 0.0
+        self.max_window_s = -math.inf
+        # The last `pre` commands of the stitched schedule (a window's free history must
+        # agree with them) and, if kept, every window's miner powers.
+        self.last_run = np.zeros((miners, 0), dtype=bool)
+        self.kept: list[FloatArray] | None = [] if keep else None
+
+    def add(self, r: WindowResult) -> None:
+        have = min(self.last_run.shape[1], r.pre_run.shape[1])
+        if have and not np.array_equal(self.last_run[:, -have:], r.pre_run[:, -have:]):
+            self.mismatches += 1
+        self.last_run = np.concatenate([self.last_run, r.run], axis=1)[:, -self.pre:]
+        self.bound += r.bound
+        self.schedule += r.primal
+        self.starts += r.starts
+        self.windows += 1
+        self.optimal += r.status == "Optimal"
+        self.time_limited += r.status == "Time limit reached"
+        self.relaxed += r.relaxed_bound
+        self.solve_s += r.solve_s
+        self.max_window_s = max(self.max_window_s, r.solve_s)
+        self.cpu_s += r.cpu_s
+        self.nodes += r.nodes
+        if self.kept is not None:
+            self.kept.append(r.miner_w)
+
+    def ceiling(self, names: list[str], offset: float) -> Ceiling:
+        """The figures, `offset` added to the objective (the value's heat cost)."""
+        miner_w = np.concatenate(self.kept, axis=1) if self.kept else None
+        return Ceiling(
+            objective=self.objective, bound=self.bound + offset,
+            schedule=self.schedule + offset,
+            miner_w={} if miner_w is None else {nm: miner_w[i] for i, nm in enumerate(names)},
+            starts={nm: int(self.starts[i]) for i, nm in enumerate(names)},
+            windows=self.windows, optimal_windows=self.optimal,
+            time_limited_windows=self.time_limited, relaxed_windows=self.relaxed,
+            boundary_mismatches=self.mismatches, solve_s=self.solve_s,
+            max_window_s=self.max_window_s, cpu_s=self.cpu_s, nodes=self.nodes)
+
+
+class _Rows:
+    """The rows not yet handed to a window: their first row's number and their arrays."""
+
+    def __init__(self) -> None:
+        self.first = 0
+        self.cols: dict[str, FloatArray] = {}
+
+    def append(self, **cols: FloatArray) -> None:
+        self.cols = {k: np.concatenate([self.cols[k], v]) if k in self.cols else v
+                     for k, v in cols.items()}
+
+    def take(self, a: int, b: int) -> dict[str, FloatArray]:
+        """Rows a..b (copies), and forget every row before b (windows come in order)."""
+        if a != self.first:
+            raise ValueError(f"window starts at row {a}, the rows kept start at {self.first}")
+        i = b - self.first
+        out = {k: v[:i].copy() for k, v in self.cols.items()}
+        self.cols = {k: v[i:] for k, v in self.cols.items()}
+        self.first = b
+        return out
+
+
+def _solved(x: Future[WindowResult] | WindowResult) -> WindowResult:
+    return x.result() if isinstance(x, Future) else x
+
+
+class _Pipeline:
+    """Solves the windows `workers` at a time and hands their results on in window order.
+    At most `2 × workers` windows are in flight (submitted, or solved and waiting for an
+    earlier one), so memory does not grow with the number of windows."""
+
+    def __init__(self, workers: int, done: Callable[[FloatArray, list[WindowResult]], None]
+                 ) -> None:
+        self.workers = workers
+        self.done = done
+        self.pool: ProcessPoolExecutor | None = None
+        self.queue: deque[tuple[FloatArray, list[Future[WindowResult] | WindowResult]]] = \
+            deque()
+
+    def submit(self, time_s: FloatArray, jobs: list[WindowJob]) -> None:
+        if self.workers <= 1:
+            self.done(time_s, [solve_window(j) for j in jobs])
+            return
+        if self.pool is None:
+            self.pool = ProcessPoolExecutor(max_workers=self.workers)
+        self.queue.append((time_s, [self.pool.submit(solve_window, j) for j in jobs]))
+        while len(self.queue) > 2 * self.workers:
+            self._next()
+
+    def drain(self) -> None:
+        while self.queue:
+            self._next()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
+    def _next(self) -> None:
+        time_s, futures = self.queue.popleft()
+        self.done(time_s, [_solved(f) for f in futures])
+
+
+def _format_rows(time_s: FloatArray, arrays: Sequence[FloatArray]) -> str:
+    """Schedule CSV lines: the time, then each array's value at 0.1 W."""
+    times = np.datetime_as_string(time_s.astype("datetime64[s]"), unit="s")
+    cols = [[f"{t}Z" for t in times.tolist()]] + [np.char.mod("%.1f", a).tolist()
+                                                  for a in arrays]
+    return "".join(",".join(row) + "\n" for row in zip(*cols, strict=True))
+
+
+class ScheduleWriter:
+    """The per-step miner powers of each objective's schedule (CSV), written window by
+    window. The file appears under its name only when the whole trace is done (`close`):
+    a failed run leaves no half schedule behind."""
+
+    def __init__(self, path: str | Path, objectives: Sequence[str], names: Sequence[str]
+                 ) -> None:
+        self.path = Path(path)
+        self._tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.part")
+        self._f = self._tmp.open("w", encoding="utf-8")
+        self._f.write(",".join(["time", *(f"{o}_{nm}_w" for o in objectives
+                                          for nm in names)]) + "\n")
+
+    def rows(self, time_s: FloatArray, miner_w: Sequence[FloatArray]) -> None:
+        """One window: its times and each objective's (miners, steps) powers."""
+        self._f.write(_format_rows(time_s, [row for m in miner_w for row in m]))
+
+    def close(self) -> None:
+        self._f.close()
+        self._tmp.replace(self.path)
+
+    def abort(self) -> None:
+        self._f.close()
+        self._tmp.unlink(missing_ok=True)
+
+
+def ceiling(cfg: SiteConfig, trace: TraceInput, window_steps: int | None = None,
             time_limit_s: float = 10.0, objectives: Sequence[str] = OBJECTIVES,
             allow_import: bool = False, restart_cost: float = 0.0, jobs: int | None = None,
-            mip_rel_gap: float = 1e-3) -> CeilingResult:
+            mip_rel_gap: float = 1e-3, *, schedule_path: str | Path | None = None,
+            keep_schedule: bool | None = None) -> CeilingResult:
     """The capture and value ceilings of `trace` on `cfg` (see the module docstring).
 
-    `time_limit_s` is per window and objective; `jobs` windows are solved at once
-    (default: the CPUs this process may use, at most 2)."""
+    `trace` is a whole `Trace` or its consecutive chunks (`iter_trace`): the windows are
+    cut as the rows arrive and solved at once, and only running sums are kept, so memory
+    is flat in the trace's length (up to a day and a quarter of rows wait for their
+    window's end, see `WindowCutter`). `time_limit_s` is per window and objective; `jobs`
+    windows are solved at once (default: the CPUs this process may use, at most 2), with
+    at most 2 × `jobs` in flight. `schedule_path`: write the per-step miner powers there
+    (CSV), window by window; `keep_schedule` (default: for a whole `Trace`) also keeps
+    them in `Ceiling.miner_w`."""
     t0 = time.perf_counter()
     for o in objectives:
         if o not in OBJECTIVES:
             raise ValueError(f"unknown objective {o!r}; one of {OBJECTIVES}")
     if restart_cost < 0:
         raise ValueError(f"restart_cost must be ≥ 0, got {restart_cost}")
+    if window_steps is not None and window_steps < 1:
+        raise ValueError(f"window_steps must be at least 1, got {window_steps}")
+    keep = isinstance(trace, Trace) if keep_schedule is None else keep_schedule
     facts = tuple(miner_facts(m) for m in cfg.miners)
-    dt = trace.step_s
-    n = len(trace.time_s)
-    sur = surplus_w(cfg, trace)
-    net = np.asarray(trace.pv_w - trace.load_w, dtype=np.float64)
-    vth = value_per_th(cfg, trace)
-    pre = max(_lags(f, dt) for f in facts)
-    starts = window_starts(trace, cfg.site.longitude_deg, window_steps)
-    bounds = [*starts[1:], n]
-    notes: list[str] = []
+    names = [m.name for m in cfg.miners]
     value_ok = cfg.battery is None and cfg.tank is None
+    todo = [o for o in OBJECTIVES if o in objectives and (o == "capture" or value_ok)]
+    if "capture" not in todo:
+        raise ValueError("the capture objective is always solved")
+    workers = jobs if jobs is not None else min(2, len(os.sched_getaffinity(0)))
+    sums = _SiteSums(cfg)
+    surplus = SurplusStream(cfg)
+    rows = _Rows()
+    writer = ScheduleWriter(schedule_path, todo, names) if schedule_path else None
+    acc: dict[str, _Objective] = {}
+    cutter: WindowCutter | None = None
+    dt, source, pre, windows = math.nan, "<trace>", 0, 0
+
+    def done(time_s: FloatArray, results: list[WindowResult]) -> None:
+        for r in results:
+            acc[r.objective].add(r)
+        if writer is not None:
+            writer.rows(time_s, [r.miner_w for r in results])
+
+    def window(a: int, b: int) -> None:
+        nonlocal windows
+        w = rows.take(a, b)
+        pipeline.submit(w["time_s"], [
+            WindowJob(index=windows, objective=o, dt=dt, facts=facts, pre=0 if a == 0 else pre,
+                      surplus_w=w["surplus_w"], net_w=w["net_w"],
+                      import_price=w["import_price"], export_price=w["export_price"],
+                      value_per_th=w["value_per_th"], import_limit_w=cfg.site.import_limit_w,
+                      export_limit_w=cfg.site.grid_export_limit_w, restart_cost=restart_cost,
+                      allow_import=allow_import, time_limit_s=time_limit_s,
+                      mip_rel_gap=mip_rel_gap)
+            for o in todo])
+        windows += 1
+
+    pipeline = _Pipeline(workers, done)
+    try:
+        for chunk in trace_chunks(trace):
+            if cutter is None:
+                dt, source = chunk.step_s, chunk.source
+                pre = max(_lags(f, dt) for f in facts)
+                cutter = WindowCutter(cfg.site.longitude_deg, dt, window_steps)
+                acc = {o: _Objective(o, len(facts), pre, keep) for o in todo}
+            sur = surplus.feed(chunk)
+            sums.feed(chunk, sur)
+            rows.append(time_s=np.asarray(chunk.time_s, np.float64), surplus_w=sur,
+                        net_w=np.asarray(chunk.pv_w - chunk.load_w, dtype=np.float64),
+                        import_price=np.asarray(chunk.import_price, np.float64),
+                        export_price=np.asarray(chunk.export_price, np.float64),
+                        value_per_th=np.asarray(value_per_th(cfg, chunk), np.float64))
+            for a, b in cutter.feed(chunk.time_s):
+                window(a, b)
+        if cutter is None:
+            raise ValueError("the trace has no rows")
+        for a, b in cutter.close():
+            window(a, b)
+        pipeline.drain()
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    finally:
+        pipeline.close()
+    if writer is not None:
+        writer.close()
+    notes: list[str] = []
     if not value_ok:
         notes.append("value ceiling not defined for a site with a battery or tank: the "
                      "loose bound (LP) applies")
     if cfg.tank is not None:
         notes.append("capture ceiling ignores the tank's temperature limit (looser)")
-    if np.any(trace.export_price > trace.import_price):
+    if sums.export_above_import:
         notes.append("some steps pay more for export than import costs: the value model "
                      "may import and export at once there (a looser ceiling)")
-    todo = [o for o in objectives if o == "capture" or value_ok]
-    work = [
-        WindowJob(index=w, objective=o, dt=dt, facts=facts, pre=0 if a == 0 else pre,
-                  surplus_w=sur[a:b].copy(), net_w=net[a:b].copy(),
-                  import_price=np.asarray(trace.import_price[a:b], np.float64).copy(),
-                  export_price=np.asarray(trace.export_price[a:b], np.float64).copy(),
-                  value_per_th=np.asarray(vth[a:b], np.float64).copy(),
-                  import_limit_w=cfg.site.import_limit_w,
-                  export_limit_w=cfg.site.grid_export_limit_w, restart_cost=restart_cost,
-                  allow_import=allow_import, time_limit_s=time_limit_s,
-                  mip_rel_gap=mip_rel_gap)
-        for o in todo for w, (a, b) in enumerate(zip(starts, bounds, strict=True))
-    ]
-    workers = jobs if jobs is not None else min(2, len(os.sched_getaffinity(0)))
-    if workers > 1 and len(work) > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(solve_window, work, chunksize=1))
-    else:
-        results = [solve_window(j) for j in work]
-    names = [m.name for m in cfg.miners]
-    kwh = dt / J_PER_KWH
-    out: dict[str, Ceiling] = {}
-    for o in todo:
-        rs = sorted((r for r in results if r.objective == o), key=lambda r: r.index)
-        miner_w = np.concatenate([r.miner_w for r in rs], axis=1)
-        run = np.concatenate([r.run for r in rs], axis=1)
-        mismatches = 0
-        for r, a in zip(rs[1:], starts[1:], strict=True):
-            have = min(a, r.pre_run.shape[1])
-            if have and not np.array_equal(run[:, a - have:a], r.pre_run[:, -have:]):
-                mismatches += 1
-        bound = sum(r.bound for r in rs)
-        sched = sum(r.primal for r in rs)
-        if o == "value":
-            heat = heat_cost_per_kwh(cfg) * kwh * float(np.sum(trace.heat_demand_w))
-            bound -= heat
-            sched -= heat
-        out[o] = Ceiling(
-            objective=o, bound=bound, schedule=sched,
-            miner_w={nm: miner_w[i] for i, nm in enumerate(names)},
-            starts={nm: int(sum(r.starts[i] for r in rs)) for i, nm in enumerate(names)},
-            windows=len(rs), optimal_windows=sum(r.status == "Optimal" for r in rs),
-            time_limited_windows=sum(r.status == "Time limit reached" for r in rs),
-            relaxed_windows=sum(r.relaxed_bound for r in rs), boundary_mismatches=mismatches,
-            solve_s=sum(r.solve_s for r in rs), max_window_s=max(r.solve_s for r in rs),
-            cpu_s=sum(r.cpu_s for r in rs),
-            nodes=sum(r.nodes for r in rs))
-    if "capture" not in out:
-        raise ValueError("the capture objective is always solved")
+    heat = sums.heat_cost(dt)
     return CeilingResult(
-        site=cfg.site.id, trace=trace.source, steps=n, step_s=dt,
-        currency=cfg.site.currency, surplus_kwh=float(sur.sum()) * kwh,
-        capture=out["capture"], value=out.get("value"),
-        baseline_value=baseline_value(cfg, trace), allow_import=allow_import,
+        site=cfg.site.id, trace=source, steps=cutter.rows, step_s=dt,
+        currency=cfg.site.currency, surplus_kwh=sums.surplus_w * dt / J_PER_KWH,
+        capture=acc["capture"].ceiling(names, 0.0),
+        value=acc["value"].ceiling(names, -heat) if "value" in acc else None,
+        baseline_value=sums.baseline_value(dt), allow_import=allow_import,
         restart_cost=restart_cost, wall_s=time.perf_counter() - t0, notes=notes)
 
 
@@ -892,16 +1154,10 @@ def render_ceiling(summary: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
-def write_schedule(res: CeilingResult, trace: Trace, path: str) -> None:
-    """Per step: each miner's power in the capture (and value) schedule, CSV."""
-    heads = ["time"] + [f"capture_{nm}_w" for nm in res.capture.miner_w]
-    arrays = list(res.capture.miner_w.values())
-    if res.value is not None:
-        heads += [f"value_{nm}_w" for nm in res.value.miner_w]
-        arrays += list(res.value.miner_w.values())
-    times = np.datetime_as_string(trace.time_s.astype("datetime64[s]"), unit="s")
-    cols = [[f"{t}Z" for t in times.tolist()]] + [np.char.mod("%.1f", a).tolist()
-                                                  for a in arrays]
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(",".join(heads) + "\n")
-        fh.writelines(",".join(row) + "\n" for row in zip(*cols, strict=True))
+def write_schedule(res: CeilingResult, trace: Trace, path: str | Path) -> None:
+    """Per step: each miner's power in the kept capture (and value) schedule, CSV (the
+    whole-trace twin of `ceiling(..., schedule_path=...)`)."""
+    kept = [res.capture] + ([res.value] if res.value is not None else [])
+    w = ScheduleWriter(path, [c.objective for c in kept], list(res.capture.miner_w))
+    w.rows(trace.time_s, [np.array(list(c.miner_w.values())) for c in kept])
+    w.close()

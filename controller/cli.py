@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from controller.errors import InputError
+from controller.errors import InputError, Problem
 
 
 def _config_check(args: argparse.Namespace) -> int:
@@ -85,7 +85,6 @@ def _sim(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     from controller.config import load_site
-    from controller.errors import Problem
     from controller.sim.compare import bound_summary, render_comparison
     from controller.sim.quality import QualitySums
     from controller.sim.report import summarize
@@ -132,10 +131,8 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bound_problems(args: argparse.Namespace) -> list[Any]:
+def _bound_problems(args: argparse.Namespace) -> list[Problem]:
     """What is wrong with `hearth bound`'s numeric arguments, by option name."""
-    from controller.errors import Problem
-
     out = []
     if args.window_steps is not None and args.window_steps < 1:
         out.append(Problem("--window-steps", f"must be at least 1 (is {args.window_steps})"))

@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from controller.config.models import Actuation, MinerConfig
-from controller.control.types import MinerCommand
+from controller.control.types import MinerCommand, new_command
 
 
-@dataclass(slots=True)
+@dataclass(init=False)
 class MinerState:
-    """What the allocator remembers about one miner between ticks."""
+    """What the allocator remembers about one miner between ticks (its own `__init__`:
+    see `Budgets`)."""
 
     running: bool = False
     switched_at_s: float = -math.inf  # when `running` last changed
@@ -32,6 +33,16 @@ class MinerState:
     # Stopped by us and not yet seen stopped: until its readback shows it off, its off
     # time has not begun (`switched_at_s` is then the first readback showing it stopped).
     stop_unconfirmed: bool = False
+
+    def __init__(self, running: bool = False, switched_at_s: float = -math.inf,
+                 target_w: float = 0.0, want_on_since_s: float | None = None,
+                 want_off_since_s: float | None = None, stop_unconfirmed: bool = False) -> None:
+        self.running = running
+        self.switched_at_s = switched_at_s
+        self.target_w = target_w
+        self.want_on_since_s = want_on_since_s
+        self.want_off_since_s = want_off_since_s
+        self.stop_unconfirmed = stop_unconfirmed
 
 
 # Watts a set spends beyond what the site's best miner would need for the same hash rate
@@ -44,11 +55,34 @@ _EFFICIENCY_WEIGHT = 0.3
 _NO_MINERS: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
+class MinerSpec:
+    """The facts about one miner that a tick reads, copied from its config once.
+
+    A config model's attribute goes through pydantic's `__getattr__` hook on every read
+    (a quarter of a compiled step went there); these are plain slots, and fields of a C
+    struct when the control core runs compiled (`controller/native.py`)."""
+
+    name: str
+    min_power_w: float
+    max_power_w: float
+    heats_tank: bool
+    min_on_s: float
+    min_off_s: float
+    ramp_w_per_s: float
+
+    @staticmethod
+    def of(m: MinerConfig) -> MinerSpec:
+        return MinerSpec(m.name, m.min_power_w, m.max_power_w, m.heats_tank, m.min_on_s,
+                         m.min_off_s, m.ramp_w_per_s)
+
+
+@dataclass(frozen=True)
 class _Kind:
     """Miners that are interchangeable for the on/off choice (same model and settings)."""
 
     cfg: MinerConfig
+    min_on_s: float
     min_w: float
     max_w: float
     ths_per_w: float
@@ -70,17 +104,35 @@ class _Combo(NamedTuple):
     fill: tuple[tuple[float, float], ...]  # (room above minimum W, TH/s per W), best first
 
 
-class Budgets(NamedTuple):  # NamedTuples: built every tick, several times cheaper
+# Records built every tick and then only read. A dataclass with its own `__init__`: compiled
+# (`controller/native.py`) it is a C struct built by C code, about ten times cheaper than a
+# NamedTuple (whose `__new__` is Python code) or a dataclass's generated `__init__` (also
+# Python code, even in a compiled module); interpreted it costs about what a NamedTuple does.
+@dataclass(init=False)
+class Budgets:
     available_w: float  # steady-state estimate, for on/off decisions
     target_w: float  # what the loops want now, spread over running miners
     tank_target_w: float  # cap on miners that heat the tank (soft)
     hard_cap_w: float  # never exceeded: import limit, DR cap, stale data
     hard_tank_cap_w: float  # never exceeded by tank-heating miners: tank max
 
+    def __init__(self, available_w: float, target_w: float, tank_target_w: float,
+                 hard_cap_w: float, hard_tank_cap_w: float) -> None:
+        self.available_w = available_w
+        self.target_w = target_w
+        self.tank_target_w = tank_target_w
+        self.hard_cap_w = hard_cap_w
+        self.hard_tank_cap_w = hard_tank_cap_w
 
-class Allocation(NamedTuple):
+
+@dataclass(init=False)
+class Allocation:
     commands: tuple[MinerCommand, ...]
     forced_off: tuple[str, ...]  # miners stopped by a hard cap, min_on_s overridden
+
+    def __init__(self, commands: tuple[MinerCommand, ...], forced_off: tuple[str, ...]) -> None:
+        self.commands = commands
+        self.forced_off = forced_off
 
 
 def _level_at_or_below(levels: Sequence[float], power_w: float) -> float:
@@ -108,10 +160,12 @@ class Allocator:
         self._levels = {m.name: m.levels_w() for m in miners}
         # Per-tick lookups, derived once: the tank miners; per miner in configuration
         # order its name, config, state and the target resolution of a power-target miner.
-        self._tank_members = [m for m in self.miners if m.heats_tank]
-        self._ordered = [(m, self.state[m.name]) for m in self.miners]  # efficiency order
+        spec = {m.name: MinerSpec.of(m) for m in miners}
+        self._tank_members = [spec[m.name] for m in self.miners if m.heats_tank]
+        self._specs = [spec[m.name] for m in self.miners]  # efficiency order
+        self._ordered = [(spec[m.name], self.state[m.name]) for m in self.miners]
         self._commanded = [
-            (m.name, m, self.state[m.name],
+            (m.name, spec[m.name], self.state[m.name],
              m.target_resolution_w if m.actuation is Actuation.POWER_TARGET else None)
             for m in miners
         ]
@@ -131,7 +185,8 @@ class Allocator:
         self._combos: dict[tuple[tuple[int, int, int], ...], list[_Combo]] = {}
         self._smallest_start_w = min((m.min_power_w for m in miners), default=0.0) + on_hysteresis_w
         self._kinds: list[tuple[_Kind, list[str]]] = [
-            (_Kind(ms[0], ms[0].min_power_w, ms[0].max_power_w, 1.0 / ms[0].best_j_per_th,
+            (_Kind(ms[0], ms[0].min_on_s, ms[0].min_power_w, ms[0].max_power_w,
+                   1.0 / ms[0].best_j_per_th,
                    ms[0].restart_s * ms[0].min_power_w / start_horizon_s),
              [m.name for m in ms])
             for ms in groups.values()
@@ -245,7 +300,7 @@ class Allocator:
             if not free:
                 kinds.append(([], 0, 0, 0))
                 continue
-            m = kind.cfg
+            min_on_s = kind.min_on_s
             running: list[str] = []
             stopped: list[str] = []
             n_fixed = 0
@@ -253,7 +308,7 @@ class Allocator:
                 st = self.state[n]
                 if st.running:
                     if n in self.no_pause or (honour_min_on
-                                              and now - st.switched_at_s < m.min_on_s):
+                                              and now - st.switched_at_s < min_on_s):
                         running.insert(n_fixed, n)
                         n_fixed += 1
                     else:
@@ -395,9 +450,9 @@ class Allocator:
     def _shed(
         self,
         targets: dict[str, float],
-        actual_w: Mapping[str, float],
+        actual_w: dict[str, float],
         cap_w: float,
-        members: Sequence[MinerConfig],
+        members: Sequence[MinerSpec],
         deadline_s: float,
         now: float,
         forced: list[str],
@@ -415,7 +470,7 @@ class Allocator:
         if worst <= cap_w:
             return  # fast path: even without ramping down, nothing can exceed the cap
 
-        def reachable(m: MinerConfig) -> float:
+        def reachable(m: MinerSpec) -> float:
             if not self.state[m.name].running:
                 return 0.0  # a stop takes stop_s, far below any tick that matters here
             a = actual_w.get(m.name, targets[m.name])
@@ -436,7 +491,7 @@ class Allocator:
     def allocate(
         self,
         b: Budgets,
-        actual_w: Mapping[str, float],
+        actual_w: dict[str, float],
         now: float,
         deadline_s: float,
         manual_w: Mapping[str, float] | None = None,
@@ -473,7 +528,7 @@ class Allocator:
         forced: list[str] = []
         self._shed(targets, actual_w, b.hard_tank_cap_w, self._tank_members, deadline_s, now,
                    forced)
-        self._shed(targets, actual_w, b.hard_cap_w, self.miners, deadline_s, now, forced)
+        self._shed(targets, actual_w, b.hard_cap_w, self._specs, deadline_s, now, forced)
         commands = []
         for name, m, st, resolution_w in self._commanded:
             t = targets[name]
@@ -492,10 +547,10 @@ class Allocator:
             else:
                 reason, left = self._reason(m, st, now, name in pinned, name in forced,
                                             no_room_reason)
-            commands.append(MinerCommand(name, st.running, st.target_w, reason, left))
+            commands.append(new_command(name, st.running, st.target_w, reason, left))
         return Allocation(tuple(commands), tuple(forced))
 
-    def _reason(self, m: MinerConfig, st: MinerState, now: float, pinned: bool,
+    def _reason(self, m: MinerSpec, st: MinerState, now: float, pinned: bool,
                 forced: bool, no_room: str = "no_room") -> tuple[str, float | None]:
         """Why this miner is not running (or is about to stop), and for how long at most.
 

@@ -19,6 +19,7 @@ Below `reserve_soc_pct + hysteresis` a hard limit also applies (see `reserve_cap
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Final
 
 from controller.config.models import BatterySection
 
@@ -29,39 +30,51 @@ class BatteryPolicy(StrEnum):
     DRAIN = "drain"
 
 
+# Read every tick: module constants, not lookups on the enum class (in Python 3.11 those go
+# through `EnumType.__getattr__`).
+_BATTERY_FIRST: Final = BatteryPolicy.BATTERY_FIRST
+_MINERS_FIRST: Final = BatteryPolicy.MINERS_FIRST
+_DRAIN: Final = BatteryPolicy.DRAIN
+
+
 class BatteryArbiter:
     def __init__(self, cfg: BatterySection, hysteresis_pct: float) -> None:
         self.cfg = cfg
         self.hyst = hysteresis_pct
-        self.policy = BatteryPolicy.BATTERY_FIRST
+        self.policy = _BATTERY_FIRST
+        # The thresholds a tick reads, copied once (a config model's attributes go through
+        # pydantic's `__getattr__` hook).
+        self._drain_above_soc_pct = cfg.miners_may_discharge_above_soc_pct
+        self._priority_soc_pct = cfg.priority_soc_pct
+        self._reserve_soc_pct = cfg.reserve_soc_pct
+        self._max_discharge_w = cfg.max_discharge_w
 
     def update(self, soc_pct: float) -> BatteryPolicy:
-        c, h, p = self.cfg, self.hyst, self.policy
-        drain_above = c.miners_may_discharge_above_soc_pct
+        h, p = self.hyst, self.policy
+        drain_above = self._drain_above_soc_pct
+        priority = self._priority_soc_pct
         if drain_above is not None and (
-            soc_pct > drain_above or (p is BatteryPolicy.DRAIN and soc_pct > drain_above - h)
+            soc_pct > drain_above or (p is _DRAIN and soc_pct > drain_above - h)
         ):
-            p = BatteryPolicy.DRAIN
-        elif soc_pct >= c.priority_soc_pct or (
-            p is not BatteryPolicy.BATTERY_FIRST and soc_pct > c.priority_soc_pct - h
-        ):
-            p = BatteryPolicy.MINERS_FIRST
+            p = _DRAIN
+        elif soc_pct >= priority or (p is not _BATTERY_FIRST and soc_pct > priority - h):
+            p = _MINERS_FIRST
         else:
-            p = BatteryPolicy.BATTERY_FIRST
+            p = _BATTERY_FIRST
         self.policy = p
         return p
 
     def process_value_w(self, grid_w: float, battery_w: float) -> float:
         """What the grid loop regulates to its export setpoint (import +)."""
         p = self.policy
-        if p is BatteryPolicy.BATTERY_FIRST:
+        if p is _BATTERY_FIRST:
             return grid_w + max(-battery_w, 0.0)
-        if p is BatteryPolicy.MINERS_FIRST:
+        if p is _MINERS_FIRST:
             return grid_w - battery_w
-        return grid_w - battery_w - self.cfg.max_discharge_w
+        return grid_w - battery_w - self._max_discharge_w
 
     def reserve_cap_w(self, soc_pct: float, battery_w: float, miner_w: float) -> float | None:
         """Hard cap near the reserve: miners must not be fed by a discharging battery."""
-        if soc_pct > self.cfg.reserve_soc_pct + self.hyst or battery_w >= 0:
+        if soc_pct > self._reserve_soc_pct + self.hyst or battery_w >= 0:
             return None
         return max(miner_w + battery_w, 0.0)

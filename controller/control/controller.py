@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import Final
 
 from controller.config.models import Mode, SiteConfig
 from controller.control.allocator import Allocator, Budgets
@@ -28,13 +29,23 @@ from controller.control.battery import BatteryArbiter, BatteryPolicy
 from controller.control.loops import GridLoop, TankLoop
 from controller.control.overrides import NO_OVERRIDES, Overrides
 from controller.control.supervisor import Supervisor, Worth
-from controller.control.types import Commands, Measurements, MinerCommand, Reading, Trip
+from controller.control.types import (
+    Commands,
+    Measurements,
+    MinerCommand,
+    MinerReading,
+    Reading,
+    Trip,
+    new_commands,
+)
 from controller.economics.breakeven import site_break_even
 from controller.economics.hashprice import BtcTerms, config_terms
 
 
-class StepDebug(NamedTuple):
-    """Internals of the last step, for tests, the HMI and tuning."""
+@dataclass(init=False)
+class StepDebug:
+    """Internals of the last step, for tests, the HMI and tuning (read only; its own
+    `__init__`, for the reason given at `allocator.Budgets`)."""
 
     dt_s: float
     process_w: float
@@ -47,7 +58,25 @@ class StepDebug(NamedTuple):
     battery_policy: str
     limiter: str
 
+    def __init__(self, dt_s: float, process_w: float, grid_loop_w: float, tank_loop_w: float,
+                 available_w: float, hard_cap_w: float, hard_tank_cap_w: float, actual_w: float,
+                 battery_policy: str, limiter: str) -> None:
+        self.dt_s = dt_s
+        self.process_w = process_w
+        self.grid_loop_w = grid_loop_w
+        self.tank_loop_w = tank_loop_w
+        self.available_w = available_w
+        self.hard_cap_w = hard_cap_w
+        self.hard_tank_cap_w = hard_tank_cap_w
+        self.actual_w = actual_w
+        self.battery_policy = battery_policy
+        self.limiter = limiter
 
+
+# Read every tick: module constants, not lookups on the enum class (in Python 3.11 those go
+# through `EnumType.__getattr__`).
+_ISLAND: Final = Mode.ISLAND
+_HEATING: Final = Mode.HEATING
 _SELF_CONSUMPTION = frozenset({"battery_first", "miners_first"})
 # Enum `.value` is a property lookup; the step reads these once per tick.
 _MODE_VALUE = {m: m.value for m in Mode}
@@ -109,7 +138,8 @@ class Controller:
         self._last_now: float | None = None
         # Per miner: the two latest readbacks (t_prev, t_last, p_prev, p_last).
         self._readbacks: dict[str, tuple[float, float, float, float]] = {}
-        self._miner_cfg = {mc.name: mc for mc in cfg.miners}
+        # Per miner, what `_ignoring_stop` reads each tick: (stop s, idle W).
+        self._stop_idle = {mc.name: (mc.stop_s, mc.idle_power_w) for mc in cfg.miners}
         # Per stopped miner: since when it has been told to be off (the first tick that
         # found it stopped in the allocator's state).
         self._told_off_at: dict[str, float] = {}
@@ -126,14 +156,14 @@ class Controller:
         self._worth_terms: BtcTerms = self.terms
         self.debug: StepDebug | None = None
 
-    def _miners_at(self, m: Measurements, t_s: float, actual: dict[str, float],
-                   stale_s: float, now: float, ignoring: Mapping[str, float]) -> float:
+    def _miners_at(self, readings: dict[str, MinerReading], t_s: float,
+                   actual: dict[str, float], stale_s: float, now: float,
+                   ignoring: Mapping[str, float]) -> float:
         """The miners' total power at time `t_s`, from each readback moved along the ramp
         toward its last target (forward) or taken from the readback before (backward).
         A miner in `ignoring` does not follow its commands: its readback is held."""
         total = 0.0
         hist = self._readbacks
-        readings = m.miners
         ramp = self._ramp
         for name, st in self.allocator.state.items():
             r = readings.get(name)
@@ -184,7 +214,8 @@ class Controller:
             self.worth = self._worth(terms)
             self.supervisor.set_worth(self.worth)
 
-    def _ignoring_stop(self, m: Measurements, now: float, stale_s: float) -> dict[str, float]:
+    def _ignoring_stop(self, readings: dict[str, MinerReading], now: float,
+                       stale_s: float) -> dict[str, float]:
         """Miners told to stop that still draw power past their stop time (a firmware that
         accepts the pause and keeps hashing): name -> the power their readback shows.
 
@@ -200,11 +231,11 @@ class Controller:
                 told.pop(name, None)
                 continue
             since = told.setdefault(name, now)
-            r = m.miners.get(name)
+            r = readings.get(name)
             if r is None or now - r.at_s > stale_s:
                 continue
-            mc = self._miner_cfg[name]
-            if r.at_s >= since + mc.stop_s + self.tick_s and r.power_w > mc.idle_power_w:
+            stop_s, idle_w = self._stop_idle[name]
+            if r.at_s >= since + stop_s + self.tick_s and r.power_w > idle_w:
                 out[name] = r.power_w
         return out
 
@@ -233,7 +264,7 @@ class Controller:
 
     def step(self, m: Measurements, now: float, o: Overrides = NO_OVERRIDES) -> Commands:
         mode = o.mode if o.mode is not None else self._mode
-        island = mode is Mode.ISLAND
+        island = mode is _ISLAND
         last = self._last_now
         dt = self.tick_s if last is None or now <= last else now - last
         self._last_now = now
@@ -249,7 +280,9 @@ class Controller:
         # What the miners draw now: fresh readback, else what we last asked of them.
         actual: dict[str, float] = {}
         seen_running: dict[str, bool] | None = None  # miners stopped, not yet seen stopped
-        readings = m.miners
+        # The readbacks as a dict (what every caller passes; a copy otherwise): a Mapping
+        # is read through generic method calls, a dict directly when compiled.
+        readings = m.miners if isinstance(m.miners, dict) else dict(m.miners)
         for name, st in allocator.state.items():
             r = readings.get(name)
             if r is not None and now - r.at_s <= stale_s:
@@ -263,7 +296,7 @@ class Controller:
             else:
                 actual[name] = st.target_w
         actual_total = sum(actual.values())
-        ignoring = self._ignoring_stop(m, now, stale_s)
+        ignoring = self._ignoring_stop(readings, now, stale_s)
 
         # 1. Hard limits.
         caps: list[tuple[float, str]] = []
@@ -289,8 +322,8 @@ class Controller:
                 # meter sampled*: readbacks taken at another moment (a ramping miner seen
                 # by the meter before its own readback) would make the load estimate jump
                 # and the cap with it, stopping a miner right after each start.
-                at_meter = self._miners_at(m, m.grid_power_w.at_s, actual, stale_s, now,
-                                           ignoring)
+                at_meter = self._miners_at(readings, m.grid_power_w.at_s, actual, stale_s,
+                                           now, ignoring)
                 caps.append((limit - grid_w + at_meter, "import_limit"))
                 if grid_w > limit:
                     trips.append(Trip(
@@ -454,7 +487,7 @@ class Controller:
             bat, soc = m.battery_power_w, m.soc_pct
             # Heating mode is tank first: the battery may feed the miners (down to its
             # reserve, a hard limit); grid mode never buys out of the battery.
-            protect = mode is not Mode.HEATING and policy != "drain"
+            protect = mode is not _HEATING and policy != "drain"
             covers = (protect and policy in _SELF_CONSUMPTION and bat is not None
                       and soc is not None and soc.value > self._battery_empty_soc)
             if covers and floor_w > grid_loop_w:
@@ -531,4 +564,4 @@ class Controller:
         commands = alloc.commands
         if export_pays and any(cmd.reason == "no_room" for cmd in commands):
             commands = self._export_pays(commands, m.export_price_per_kwh, wants_heat)
-        return Commands(commands, total, _MODE_VALUE[mode], limiter, tuple(trips))
+        return new_commands(commands, total, _MODE_VALUE[mode], limiter, tuple(trips))

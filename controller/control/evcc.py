@@ -70,7 +70,7 @@ DISABLE_DELAY_S = 180.0
 BATTERY_PRIORITY_RESIDUAL_W = 100.0  # site.go sitePower: "ensure safe default"
 
 
-@dataclass(slots=True)
+@dataclass
 class Loadpoint:
     """One miner as evcc sees it: enabled flag, offered power, the shared PV timer."""
 

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import Final
 
 from controller.config.models import Mode, SiteConfig
 from controller.control.overrides import Overrides
@@ -35,9 +36,18 @@ from controller.control.schedule import Schedule
 from controller.control.types import Measurements
 
 INF = math.inf
+# Read every tick: module constants, not lookups on the enum class (in Python 3.11 those go
+# through `EnumType.__getattr__`).
+_ISLAND: Final = Mode.ISLAND
+_HEATING: Final = Mode.HEATING
+_GRID: Final = Mode.GRID
 
 
-class Decision(NamedTuple):
+@dataclass(init=False)
+class Decision:
+    """One tick's decision (read only; its own `__init__`, for the reason given at
+    `allocator.Budgets`)."""
+
     setpoint_w: float  # grid-loop setpoint, in its process units (import +)
     floor_w: float  # the miners' total should reach this even if bought (0 = none)
     floor_reason: str
@@ -48,6 +58,20 @@ class Decision(NamedTuple):
     hard_detail: str  # for people, logged as a trip while it sheds
     loop_reason: str  # what to call the grid loop when it binds
     try_start_w: float = 0.0  # island, battery full: room to try one more miner
+
+    def __init__(self, setpoint_w: float, floor_w: float, floor_reason: str, soft_cap_w: float,
+                 soft_reason: str, hard_cap_w: float, hard_reason: str, hard_detail: str,
+                 loop_reason: str, try_start_w: float = 0.0) -> None:
+        self.setpoint_w = setpoint_w
+        self.floor_w = floor_w
+        self.floor_reason = floor_reason
+        self.soft_cap_w = soft_cap_w
+        self.soft_reason = soft_reason
+        self.hard_cap_w = hard_cap_w
+        self.hard_reason = hard_reason
+        self.hard_detail = hard_detail
+        self.loop_reason = loop_reason
+        self.try_start_w = try_start_w
 
 
 class Worth:
@@ -212,7 +236,7 @@ class Supervisor:
         try_start = 0.0
         imp, exp = m.import_price_per_kwh, m.export_price_per_kwh
 
-        if mode is Mode.ISLAND:
+        if mode is _ISLAND:
             # No grid to buy from or sell to: prices and DR absorb do not apply.
             soc, bat = m.soc_pct, m.battery_power_w
             if self.island is not None and soc is not None and bat is not None:
@@ -220,7 +244,7 @@ class Supervisor:
                 try_start = self.island.try_start_w(bat.value, now)
             loop_reason = "island"
         else:
-            if mode is Mode.HEATING:
+            if mode is _HEATING:
                 if imp is None or imp <= self.heating_cap_per_kwh:
                     floor, floor_reason = self.capacity_w, "heating"  # the tank loop leads
                 else:
@@ -228,13 +252,13 @@ class Supervisor:
             if o.plan_min_w is not None:
                 if o.plan_min_w > floor:
                     floor, floor_reason = o.plan_min_w, "plan"
-            elif imp is not None and mode is Mode.GRID:
+            elif imp is not None and mode is _GRID:
                 buy = self.buy_level_w_at(imp, tank_wants_heat, now)
                 if buy > floor:
                     floor, floor_reason = buy, "price"
             if exp is not None and exp < 0:
                 setpoint = 0.0  # exporting costs money: eat the export margin too
-            elif (self.export_rule and exp is not None and mode is Mode.GRID
+            elif (self.export_rule and exp is not None and mode is _GRID
                   and o.plan_min_w is None):
                 worth_w = self.mine_level_w_at(exp, tank_wants_heat, now)
                 if worth_w < self.capacity_w:

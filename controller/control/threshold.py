@@ -16,7 +16,7 @@ from controller.config.models import SiteConfig
 from controller.control.types import Commands, Measurements, MinerCommand, Trip
 
 
-@dataclass(slots=True)
+@dataclass
 class _Switch:
     on: bool = False
     since_s: float | None = None  # the condition for a change holds since

@@ -74,6 +74,15 @@ class MinerCommand(NamedTuple):
     reason_price_per_kwh: float | None = None
 
 
+def new_command(name: str, run: bool, power_target_w: float, reason: str = "",
+                reason_left_s: float | None = None) -> MinerCommand:
+    """`MinerCommand(...)` for the step's hot path: a NamedTuple's `__new__` is Python code
+    (called from the compiled control core, it was a sixth of a step); `tuple.__new__`
+    builds the same tuple in C."""
+    return tuple.__new__(MinerCommand, (name, run, power_target_w, reason, reason_left_s,
+                                        None, None))
+
+
 class Trip(NamedTuple):
     """A hard limit that acted this tick. `code` is stable, `reason` is for people."""
 
@@ -91,6 +100,12 @@ class Commands(NamedTuple):
 
     def by_name(self) -> dict[str, MinerCommand]:
         return {c.name: c for c in self.miners}
+
+
+def new_commands(miners: tuple[MinerCommand, ...], total_target_w: float, mode: str,
+                 limiter: str, trips: tuple[Trip, ...]) -> Commands:
+    """`Commands(...)` for the step's hot path (see `new_command`)."""
+    return tuple.__new__(Commands, (miners, total_target_w, mode, limiter, trips))
 
 
 class Policy(Protocol):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -69,3 +72,15 @@ def held_w(cfg: SiteConfig) -> float:
     from controller.miners.factory import held_at_min_w
 
     return held_at_min_w(cfg.miners)
+
+
+def rerun_interpreted(test_file: str, test_name: str) -> None:
+    """Run one test again, in a pytest of its own, on the interpreted control core
+    (`HEARTH_NATIVE=0`): for a test that replaces a part of the core (a monkeypatched
+    class), which compiled code, calling its own parts directly, would never see."""
+    env = {**os.environ, "HEARTH_NATIVE": "0"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+         f"{test_file}::{test_name}"],
+        env=env, capture_output=True, text=True, cwd=ROOT, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]

@@ -9,6 +9,7 @@ import pytest
 import simkit
 from simple_pid import PID
 
+from controller import control
 from controller.config import parse_site
 from controller.control import loops
 from controller.control.controller import Controller
@@ -77,6 +78,12 @@ def test_naive_grid_pid_would_overshoot_in_the_same_scenario(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The previous test can fail: a textbook PID without tracking winds up and imports."""
+    if control.NATIVE_STATE.startswith("compiled"):
+        # A compiled control core calls its own GridLoop directly: no monkeypatch reaches
+        # it. The PID's design is what is tested here, so run it on the interpreted core.
+        simkit.rerun_interpreted(__file__,
+                                 "test_naive_grid_pid_would_overshoot_in_the_same_scenario")
+        return
 
     class NaiveGridLoop:
         def __init__(self, tuning: Any, setpoint_w: float, max_output_w: float) -> None:

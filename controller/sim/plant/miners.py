@@ -45,6 +45,11 @@ class MinerModel:
         """`running` (default: True exactly when it cannot pause) starts it hashing at its
         minimum; a miner that cannot pause but has no power (contactor open) passes False."""
         self.cfg = cfg
+        # What each step reads, copied once: a config model's attributes go through
+        # pydantic's `__getattr__` hook, a plain attribute does not.
+        self._min_w, self._max_w = cfg.min_power_w, cfg.max_power_w
+        self._idle_w, self._ramp_w_per_s = cfg.idle_power_w, cfg.ramp_w_per_s
+        self._restart_s, self._stop_s = cfg.restart_s, cfg.stop_s
         self.can_pause = miner_can_pause(cfg) if can_pause is None else can_pause
         self.stops_held_at_min = 0  # stop commands this miner's firmware cannot carry out
         self.phase = "off"
@@ -70,8 +75,7 @@ class MinerModel:
         return h
 
     def _clamp_target(self, p: float) -> float:
-        c = self.cfg
-        p = min(max(p, c.min_power_w), c.max_power_w)
+        p = min(max(p, self._min_w), self._max_w)
         if self._levels is not None:
             best = self._levels[0]
             for lv in self._levels:
@@ -84,30 +88,29 @@ class MinerModel:
         """Take a command; returns 1 if it started the miner."""
         if self.ignore_commands:
             return 0
-        c = self.cfg
         told_run, self._told_run = self._told_run, cmd.run
         if cmd.run:
             self.target_w = self._clamp_target(cmd.power_target_w)
             if self.phase in ("off", "stopping"):
                 self.phase = "booting"
-                self.phase_left_s = c.restart_s
-                self.power_w = c.idle_power_w
+                self.phase_left_s = self._restart_s
+                self.power_w = self._idle_w
                 return 1
         elif self.phase in ("booting", "running") and not self.can_pause:
             # No pause in its API: the driver sets its minimum power instead.
             if told_run:
                 self.stops_held_at_min += 1
-            self.target_w = self._clamp_target(c.min_power_w)
+            self.target_w = self._clamp_target(self._min_w)
         elif self.phase in ("booting", "running"):
             self.phase = "stopping"
-            self.phase_left_s = c.stop_s
+            self.phase_left_s = self._stop_s
             self._stop_from_w = self.power_w
             self.target_w = 0.0
         return 0
 
     def advance(self, dt_s: float) -> tuple[float, float]:
         """Integrate over dt; returns (energy J, terahashes)."""
-        c = self.cfg
+        idle_w, stop_s = self._idle_w, self._stop_s
         energy = 0.0
         hashes = 0.0
         left = dt_s
@@ -117,18 +120,18 @@ class MinerModel:
                 break
             if self.phase == "booting":
                 span = min(left, self.phase_left_s)
-                energy += c.idle_power_w * span
+                energy += idle_w * span
                 self.phase_left_s -= span
                 left -= span
                 if self.phase_left_s <= 1e-12:
                     self.phase = "running"
-                    self.power_w = c.idle_power_w
+                    self.power_w = idle_w
                 continue
             if self.phase == "stopping":
                 span = min(left, self.phase_left_s)
-                if c.stop_s > 0:
-                    p0 = self._stop_from_w * self.phase_left_s / c.stop_s
-                    p1 = self._stop_from_w * (self.phase_left_s - span) / c.stop_s
+                if stop_s > 0:
+                    p0 = self._stop_from_w * self.phase_left_s / stop_s
+                    p1 = self._stop_from_w * (self.phase_left_s - span) / stop_s
                     energy += (p0 + p1) / 2 * span
                 self.phase_left_s -= span
                 left -= span
@@ -138,7 +141,7 @@ class MinerModel:
                 continue
             # running: ramp toward target, then hold.
             p0, tgt = self.power_w, self.target_w
-            ramp_s = abs(tgt - p0) / c.ramp_w_per_s
+            ramp_s = abs(tgt - p0) / self._ramp_w_per_s
             span = min(left, ramp_s)
             p1 = tgt if span >= ramp_s else p0 + (tgt - p0) * span / ramp_s
             energy += (p0 + p1) / 2 * span

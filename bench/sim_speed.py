@@ -6,6 +6,10 @@
    alone. Target: Hearth <= 2.5x the plant alone.
 2. Peak RSS of `hearth sim --timeline` (streamed from a file, in a subprocess of its own)
    on that year and on a trace 10x longer. Target: <= 250 MB whatever the length.
+The control core runs compiled when `make native` built it for these sources (`make bench`
+does; controller/native.py), else interpreted: the header says which. With the compiled
+core, part 1 also runs Hearth on the interpreted core in a process of its own
+(HEARTH_NATIVE=0), beside its own plant-alone figure.
 3. `Controller.step` alone on snapshots recorded from that year (bench/step_instructions.py):
    time per step (median, p99) and instructions per step counted by callgrind, which the
    machine's load does not change, with what they imply for a Raspberry Pi 4. Target
@@ -37,6 +41,7 @@ from step_instructions import count as count_instructions  # noqa: E402
 from step_instructions import record, replay_times  # noqa: E402
 
 from controller.config import SiteConfig, load_site  # noqa: E402
+from controller.control import NATIVE_STATE  # noqa: E402
 from controller.sim.runner import POLICIES, simulate  # noqa: E402
 from controller.trace.reader import NUMBER_COLUMNS, Trace, read_trace  # noqa: E402
 
@@ -104,7 +109,10 @@ def peak_rss_mb(args: list[str]) -> tuple[float, float]:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="a month instead of a year")
-    ap.add_argument("--skip", default="", help="comma-separated: speed, rss, callgrind")
+    ap.add_argument("--skip", default="",
+                    help="comma-separated: speed, rss, steps, callgrind")
+    ap.add_argument("--policies", default="threshold,evcc,hearth",
+                    help="comma-separated policies timed in part 1")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     cfg = load_site(SITE)
@@ -113,24 +121,42 @@ def main() -> int:
         year = head(year, 31 * 1440)
     n = len(year)
     print(f"{n:,} one-minute steps ({n / 1440:.0f} days) from {YEAR.name}; "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
+          f"control core {NATIVE_STATE}")
 
     if "speed" not in skip:
-        speed_figures(cfg, year)
+        speed_figures(cfg, year, args.policies.split(","))
+        if NATIVE_STATE.startswith("compiled"):
+            interpreted_figures(args.quick)
     if "rss" not in skip:
         rss_figures(year, args.quick)
-    step_figures("callgrind" not in skip)
+    if "steps" not in skip:
+        step_figures("callgrind" not in skip)
     return 0
 
 
+def interpreted_figures(quick: bool) -> None:
+    """Hearth on the interpreted core, in a process of its own (the core is chosen at
+    import), beside that process's own plant-alone floor."""
+    print("   interpreted core (HEARTH_NATIVE=0, own process):")
+    proc = subprocess.run(
+        [sys.executable, __file__, "--skip", "rss,steps", "--policies", "hearth",
+         *(["--quick"] if quick else [])],
+        env={**os.environ, "HEARTH_NATIVE": "0"}, capture_output=True, text=True,
+        check=True, cwd=ROOT)
+    for line in proc.stdout.splitlines():
+        if line.strip().startswith(("plant alone", "hearth")):
+            print("   " + line)
 
-def speed_figures(cfg: SiteConfig, year: Trace) -> None:
+
+
+def speed_figures(cfg: SiteConfig, year: Trace, wanted: list[str]) -> None:
     print("\n1. wall time of the year (in process, nothing kept per row)")
     c0 = time.process_time()
     floor_s = plant_only(cfg, year)
     floor_cpu = time.process_time() - c0
     print(f"   {'plant alone':<12} {floor_s:7.2f} s   1.00x  (CPU {floor_cpu:.2f} s)")
-    policies = [p for p in ("threshold", "evcc", "hearth") if p in POLICIES]
+    policies = [p for p in wanted if p in POLICIES]
     ratios = {}
     for policy in policies:
         c0 = time.process_time()

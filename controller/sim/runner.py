@@ -294,8 +294,7 @@ class _Run:
         row_terms = self.row_terms
         hv, btc, hp = tr.hashvalue_sats_per_th_day, tr.btc_price, tr.hashprice
         terms_arr: list[BtcTerms | None] = (
-            [None] * n if row_terms.is_static(hv, btc, hp) else
-            [row_terms(*k) for k in zip(hv.tolist(), btc.tolist(), hp.tolist(), strict=True)])
+            [None] * n if row_terms.is_static(hv, btc, hp) else _row_terms(row_terms, hv, btc, hp))
         nan = float("nan")
         flows: list[StepFlows] = []
         seen: list[tuple[float, float, float, float, float]] = []  # what the controller saw
@@ -378,6 +377,21 @@ class _Run:
             "solve_ms_median": round(solves[len(solves) // 2] * 1e3, 2) if solves else None,
             "solve_ms_max": round(solves[-1] * 1e3, 2) if solves else None,
         }
+
+
+def _row_terms(row_terms: RowTerms, hv: FloatArray, btc: FloatArray,
+               hp: FloatArray) -> list[BtcTerms | None]:
+    """Each row's terms, resolved once per run of equal rows (a year's terms change daily:
+    a few hundred runs for half a million rows)."""
+    n = len(hv)
+    if n == 0:
+        return []
+    keys = np.column_stack([np.where(np.isnan(a), -1.0, a) for a in (hv, btc, hp)])
+    starts = np.flatnonzero(np.concatenate(([True], np.any(keys[1:] != keys[:-1], axis=1))))
+    out: list[BtcTerms | None] = []
+    for a, b in zip(starts.tolist(), [*starts[1:].tolist(), n], strict=True):
+        out.extend([row_terms(float(hv[a]), float(btc[a]), float(hp[a]))] * (b - a))
+    return out
 
 
 _FIELD = {name: i for i, name in enumerate(StepFlows._fields)}

@@ -15,6 +15,9 @@ core, part 1 also runs Hearth on the interpreted core in a process of its own
    machine's load does not change, with what they imply for a Raspberry Pi 4. Target
    (issue 15): median <= 1 ms on a Pi-class CPU.
 
+4. A simulated row in instructions (callgrind) for the plant alone, threshold, evcc and
+   Hearth, on two summer days: the load-independent form of part 1's ratios.
+
 Run: `make bench` (or `.venv/bin/python bench/sim_speed.py [--quick] [--skip speed,rss,callgrind]`;
 --quick: a month, and a trace 10x a month).
 """
@@ -24,6 +27,8 @@ from __future__ import annotations
 import argparse
 import gzip
 import os
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -110,10 +115,14 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="a month instead of a year")
     ap.add_argument("--skip", default="",
-                    help="comma-separated: speed, rss, steps, callgrind")
+                    help="comma-separated: speed, rss, steps, rows, callgrind")
     ap.add_argument("--policies", default="threshold,evcc,hearth",
                     help="comma-separated policies timed in part 1")
+    ap.add_argument("--row-run", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.row_run is not None:
+        _row_run(args.row_run[0], int(args.row_run[1]))
+        return 0
     skip = set(filter(None, args.skip.split(",")))
     cfg = load_site(SITE)
     year = to_one_minute(read_trace(YEAR, cfg))
@@ -132,7 +141,54 @@ def main() -> int:
         rss_figures(year, args.quick)
     if "steps" not in skip:
         step_figures("callgrind" not in skip)
+    if "rows" not in skip and "callgrind" not in skip:
+        row_figures()
     return 0
+
+
+# Part 4: a simulated row in instructions (callgrind), which the machine's load does not
+# change: wall and CPU ratios on a shared 2-core machine move by a few tenths from run to
+# run. Two summer days of the year (day-of-year 170-171), long surplus: the busiest rows.
+ROW_DAY, ROW_COUNT = 170, 2880
+
+
+def _row_run(mode: str, rows: int) -> None:
+    """Child of `row_figures`: `rows` rows from ROW_DAY through `mode`."""
+    cfg = load_site(SITE)
+    year = to_one_minute(read_trace(YEAR, cfg))
+    part = Trace(step_s=year.step_s, source=year.source, columns=year.columns,
+                 **{k: getattr(year, k)[ROW_DAY * 1440:ROW_DAY * 1440 + rows]
+                    for k in ("time_s", *NUMBER_COLUMNS)})
+    if mode == "plant":
+        plant_only(cfg, part)
+    else:
+        simulate(cfg, part, mode, progress=False, keep_columns=False)
+
+
+def _collected(mode: str, rows: int) -> int:
+    with tempfile.TemporaryDirectory() as d:
+        out = subprocess.run(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={d}/cg.out",
+             sys.executable, __file__, "--row-run", mode, str(rows)],
+            capture_output=True, text=True, check=True, cwd=ROOT)
+    found = re.search(r"Collected\s*:\s*(\d+)", out.stderr)
+    if found is None:
+        raise RuntimeError(f"no callgrind total in: {out.stderr[-500:]}")
+    return int(found.group(1))
+
+
+def row_figures() -> None:
+    print(f"\n4. a simulated row in instructions (callgrind; {ROW_COUNT:,} rows from day "
+          f"{ROW_DAY} of the year; imports and set-up subtracted)")
+    if shutil.which("valgrind") is None:
+        print("   (valgrind not installed)")
+        return
+    per_row = {}
+    for mode in ("plant", "threshold", "evcc", "hearth"):
+        # One row against 1 + ROW_COUNT: imports and set-up (the first row's) cancel out.
+        per_row[mode] = (_collected(mode, 1 + ROW_COUNT) - _collected(mode, 1)) / ROW_COUNT
+        print(f"   {'plant alone' if mode == 'plant' else mode:<12} {per_row[mode]:>10,.0f} "
+              f"per row  {per_row[mode] / per_row['plant']:5.2f}x")
 
 
 def interpreted_figures(quick: bool) -> None:

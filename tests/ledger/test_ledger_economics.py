@@ -237,7 +237,7 @@ class _FeedHandler(BaseHTTPRequestHandler):
 @pytest.fixture
 def feed() -> Iterator[str]:
     srv = ThreadingHTTPServer(("127.0.0.1", 0), _FeedHandler)
-    th = threading.Thread(target=srv.serve_forever, daemon=True)
+    th = threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True)  # fast shutdown
     th.start()
     try:
         yield f"http://127.0.0.1:{srv.server_address[1]}"

@@ -4,6 +4,8 @@ and the schedule of parallel runs (markers `slow` and `rig`)."""
 from __future__ import annotations
 
 import os
+import tomllib
+from pathlib import Path
 
 import pytest
 from _pytest.nodeid import NodeId
@@ -24,21 +26,58 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 # test that starts a server uses a free port and its own tmp_path, so any two can run
 # side by side. Two markers shape the schedule:
 #
-# - `slow`: waits on real time or real processes for many seconds; scheduled first, so
-#   the long ones do not start last and stretch the run.
-# - `rig`: an emulated HIL rig that runs in real time against deadlines (implies slow).
-#   Rigs are spread over RIG_LANES xdist groups in collection order, so at most that many
-#   run at once and the rest of the suite gets the other workers and the CPU. Two by
-#   default, one per worker of `make test`: one lane alone holds ~10 min of real-time
-#   scenarios (bench/suite_time.py), longer than the whole suite's target.
+# - `slow(seconds)`: waits on real time or real processes for many seconds; scheduled
+#   first, the longest first (`seconds`: its wall time on a quiet machine, 10 if not
+#   given), so the long ones do not start last and stretch the run.
+# - `rig("scenario", ...)`: an emulated HIL rig that runs in real time against deadlines
+#   (implies slow); the arguments name the hil/scenarios it runs side by side. Rigs are
+#   dealt into RIG_LANES xdist groups, longest first into the lane with the least
+#   real time so far (a scenario's `duration_s`), so at most that many run at once, the
+#   lanes end together, and the rest of the suite gets the other workers and the CPU.
 
 RIG_LANES = int(os.environ.get("HEARTH_RIG_LANES", "2"))
+SCENARIOS = Path(__file__).resolve().parents[1] / "hil" / "scenarios"
+RIG_START_S = 5.0  # the rig's emulators and `hearth run` starting, before the scenario
+DEFAULT_RIG_S = 40.0
+DEFAULT_SLOW_S = 10.0
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "rig: a real-time HIL rig test (implies slow); "
-                            "at most HEARTH_RIG_LANES of them run at once under xdist")
+    config.addinivalue_line("markers", "rig(*scenarios): a real-time HIL rig test running "
+                            "these hil/scenarios side by side (implies slow); at most "
+                            "HEARTH_RIG_LANES of them run at once under xdist")
     config.pluginmanager.register(XdistGroups(), "hearth-xdist-groups")
+
+
+def rig_seconds(item: pytest.Item) -> float:
+    """Real time a rig test holds its lane: its longest scenario, plus the start."""
+    mark = item.get_closest_marker("rig")
+    names = [str(a) for a in mark.args] if mark is not None else []
+    if not names:
+        return DEFAULT_RIG_S
+    durations = []
+    for name in names:
+        with (SCENARIOS / f"{name}.toml").open("rb") as f:
+            durations.append(float(tomllib.load(f)["duration_s"]))
+    return max(durations) + RIG_START_S
+
+
+def slow_seconds(item: pytest.Item) -> float:
+    mark = item.get_closest_marker("slow")
+    if mark is None:
+        return 0.0
+    return float(mark.args[0] if mark.args else mark.kwargs.get("seconds", DEFAULT_SLOW_S))
+
+
+def deal_rig_lanes(rigs: list[pytest.Item], lanes: int) -> dict[str, int]:
+    """Node id -> lane: longest first, each into the lane with the least time so far."""
+    load = [0.0] * max(lanes, 1)
+    out: dict[str, int] = {}
+    for it in sorted(rigs, key=rig_seconds, reverse=True):  # stable: file order on ties
+        k = min(range(len(load)), key=lambda i: (load[i], i))
+        load[k] += rig_seconds(it)
+        out[it.nodeid] = k
+    return out
 
 
 class XdistGroups:
@@ -47,7 +86,7 @@ class XdistGroups:
     pytest-xdist (3.8) tells its scheduler an item's group by appending "@group" to
     `item._nodeid`; pytest 9 keeps node ids in `item._id`, so the suffix never reached the
     node id and every `xdist_group` (the rig lanes, the browser and MicroPython groups) was
-    silently spread over all workers (tests/unit/test_suite_schedule.py). Where xdist's own
+    silently spread over all workers (tests/integration/test_suite_schedule.py). Where xdist's own
     suffix did not take, this sets it."""
 
     @pytest.hookimpl(trylast=True)
@@ -65,12 +104,17 @@ class XdistGroups:
 @pytest.hookimpl(tryfirst=True)  # the groups must be there before xdist reads them
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     rigs = [it for it in items if it.get_closest_marker("rig") is not None]
-    for k, it in enumerate(rigs):
-        it.add_marker(pytest.mark.xdist_group(f"rig-lane-{k % max(RIG_LANES, 1)}"))
+    lane = deal_rig_lanes(rigs, RIG_LANES)
+    for it in rigs:
+        it.add_marker(pytest.mark.xdist_group(f"rig-lane-{lane[it.nodeid]}"))
 
-    def rank(it: pytest.Item) -> int:
+    def rank(it: pytest.Item) -> tuple[int, float, int]:
+        # xdist (--no-loadscope-reorder) hands out work in this order: the rig lanes (in
+        # lane order), then the slow tests longest first, then the rest in file order.
         if it.get_closest_marker("rig") is not None:
-            return 0
-        return 1 if it.get_closest_marker("slow") is not None else 2
+            return 0, 0.0, lane[it.nodeid]
+        if it.get_closest_marker("slow") is not None:
+            return 1, -slow_seconds(it), 0
+        return 2, 0.0, 0
 
     items.sort(key=rank)  # stable: file order within each rank

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import brokerkit
 import httpx
+import pytest
 from mqtt_testkit import ACL_TEXT, SITE, TIMEOUT_S, USERS, client, site_doc, write_site
 
 from hil.rig.broker import free_port
@@ -111,6 +112,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(30)
 
 
+@pytest.mark.slow(18)
 def test_a_site_file_that_does_not_validate_or_parse_runs_in_safe_mode(tmp_path: Path) -> None:
     """Parses but fails validation -> safe mode from its own sections; fixed by a patch;
     the next normal start keeps a last good copy; a file that no longer parses -> safe mode

@@ -32,7 +32,7 @@ def broker(tmp_path: Path) -> Any:
         yield b
 
 
-@pytest.mark.slow
+@pytest.mark.slow(40)
 async def test_dr_mqtt_cap_within_1s_and_absorb(tmp_path: Path, broker: brokerkit.Broker
                                                 ) -> None:
     (tmp_path / "mqtt.pw").write_text("hearth-pw\n")

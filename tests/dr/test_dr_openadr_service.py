@@ -77,7 +77,7 @@ class Vtn:
                               callback=self._opt, event_id=event_id)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(100)  # waits for UTC minute boundaries
 async def test_dr_openadr_cap_within_1s_and_ledger_pays(tmp_path: Path) -> None:
     vtn = Vtn()
     await vtn.server.run_async()

@@ -94,6 +94,7 @@ def _diagnose(broker: brokerkit.Broker, ctl: Controller, sat: LiveSatellite) -> 
             + "\n--- broker ---\n" + broker.log_text()[-4000:])
 
 
+@pytest.mark.slow(15)
 def test_killing_the_controller_puts_the_contactor_in_the_safe_state(
     broker: brokerkit.Broker, tmp_path: Path
 ) -> None:

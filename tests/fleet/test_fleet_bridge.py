@@ -67,6 +67,7 @@ def test_bridge_config_cli_refuses_and_writes_0600(tmp_path: Path,
     assert "--cluster" in capsys.readouterr().err
 
 
+@pytest.mark.slow(20)
 def test_real_mosquitto_bridge_store_and_forward_tls(tmp_path: Path, pg_url: str) -> None:
     pki = brokerkit.Pki.create(tmp_path / "pki")
     cluster = NatsCluster(tmp_path, ACCOUNTS, tls=Tls(pki.server_cert, pki.server_key))

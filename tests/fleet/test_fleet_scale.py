@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from fleetkit import NatsCluster, wait
 
@@ -31,6 +32,7 @@ def start_ingest(nodes: str, url: str, log: Path) -> subprocess.Popen[bytes]:
             start_new_session=True)
 
 
+@pytest.mark.slow(55)
 def test_300_sites_node_and_ingest_killed_nothing_lost_or_doubled_dr_within_2s(
         tmp_path: Path, pg_url: str) -> None:
     pw = {s: f"pw-{s}" for s in SimFleet.site_ids(N)} | {"ingest": "pw-ingest",

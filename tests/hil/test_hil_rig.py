@@ -23,7 +23,7 @@ from hil.rig.scenario import Fault, load_scenario, parse_scenario, site_dict_for
 from hil.site import SiteState
 
 
-@pytest.mark.rig
+@pytest.mark.rig("meter-silent")
 async def test_meter_loss_passes_and_a_controller_without_stale_guard_fails(
         tmp_path: Path) -> None:
     good, bad = await asyncio.gather(hilkit.run("meter-silent", tmp_path),
@@ -56,7 +56,7 @@ async def test_meter_loss_passes_and_a_controller_without_stale_guard_fails(
     assert any("meter_silent" in ln for ln in lines[1:])
 
 
-@pytest.mark.rig
+@pytest.mark.rig("kill-restart", "modbus-garbage")
 async def test_sigkill_restart_and_garbage_frames(tmp_path: Path) -> None:
     kill, garbage = await asyncio.gather(hilkit.run("kill-restart", tmp_path),
                                          hilkit.run("modbus-garbage", tmp_path))
@@ -120,7 +120,7 @@ def test_scenarios_parse_and_bad_ones_name_the_field() -> None:
 # The real-hardware test (HIL_TARGET) is in test_hilpl_target.py.
 
 
-@pytest.mark.rig
+@pytest.mark.rig("cloud-transient-real", "controller-freeze")
 async def test_real_cloud_transients_and_a_frozen_controller(tmp_path: Path) -> None:
     """Real 10-s PV (a cloud takes 1.1 kW over two minutes): the miners follow it down
     without importing. And `hearth run` SIGSTOPped while the

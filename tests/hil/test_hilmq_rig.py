@@ -20,7 +20,7 @@ def _dump(doc: dict[str, Any]) -> str:
                       indent=1)
 
 
-@pytest.mark.rig
+@pytest.mark.rig("broker-restart")
 async def test_broker_restart_control_goes_on_and_the_bridge_republishes(
         tmp_path: Path) -> None:
     good, bad = await asyncio.gather(hilkit.run("broker-restart", tmp_path),
@@ -39,7 +39,7 @@ async def test_broker_restart_control_goes_on_and_the_bridge_republishes(
     assert hilkit.statuses(bad)["control_without_mqtt"] == "failed", _dump(bad)
 
 
-@pytest.mark.rig
+@pytest.mark.rig("dr-mid-ramp")
 async def test_dr_cap_mid_ramp_is_met_in_time_and_ignoring_it_fails(tmp_path: Path) -> None:
     good, bad = await asyncio.gather(hilkit.run("dr-mid-ramp", tmp_path),
                                      hilkit.run("dr-mid-ramp", tmp_path, "ignore-dr-cap"))
@@ -52,7 +52,7 @@ async def test_dr_cap_mid_ramp_is_met_in_time_and_ignoring_it_fails(tmp_path: Pa
     assert "never met" in json.dumps(bad["checks"])
 
 
-@pytest.mark.rig
+@pytest.mark.rig("satellite-heartbeat-loss", "tank-sensor-failure")
 async def test_satellite_cuts_off_on_heartbeat_loss_and_tank_sensor_failure_stops_the_miner(
         tmp_path: Path) -> None:
     hb, tank, broken = await asyncio.gather(

@@ -163,7 +163,7 @@ def test_fault_kinds_parse() -> None:
 
 
 @pytest.mark.skipif(shutil.which("socat") is None, reason="socat missing (make system-deps)")
-@pytest.mark.rig
+@pytest.mark.rig("rtu-meter-noise", "battery-reserve")
 async def test_rtu_meter_noise_and_battery_reserve_against_a_broken_policy(
         tmp_path: Path) -> None:
     rtu, good, bad = await asyncio.gather(
@@ -192,7 +192,7 @@ async def test_rtu_meter_noise_and_battery_reserve_against_a_broken_policy(
 
 
 @pytest.mark.skipif(not LIBFAKETIME.is_file(), reason="libfaketime missing (make system-deps)")
-@pytest.mark.rig
+@pytest.mark.rig("clock-jump", "miner-ignores-target")
 async def test_clock_steps_and_a_miner_that_ignores_its_target(tmp_path: Path) -> None:
     good, bad, rogue = await asyncio.gather(
         hilkit.run("clock-jump", tmp_path), hilkit.run("clock-jump", tmp_path, "no-clock-guard"),
@@ -244,7 +244,7 @@ def _passed_with_prices(*docs: dict[str, object]) -> None:
         assert hilkit.statuses(doc)["import_limit"] == "passed"
 
 
-@pytest.mark.rig
+@pytest.mark.rig("negative-price-hour", "evening-price-spike")
 async def test_price_scenarios_with_real_traces_and_prices(tmp_path: Path) -> None:
     """Real traces and real day-ahead prices (written to `[tariffs] prices_file`)."""
     neg, spike = await asyncio.gather(hilkit.run("negative-price-hour", tmp_path),
@@ -266,7 +266,7 @@ async def test_price_scenarios_with_real_traces_and_prices(tmp_path: Path) -> No
     assert all(r["bitaxe-1_w"] <= 10 for r in tl if r["t_s"] > 18 + 10)
 
 
-@pytest.mark.rig
+@pytest.mark.rig("full-battery-noon", "winter-night")
 async def test_full_battery_and_winter_night(tmp_path: Path) -> None:
     battery, night = await asyncio.gather(hilkit.run("full-battery-noon", tmp_path),
                                           hilkit.run("winter-night", tmp_path))
@@ -281,7 +281,7 @@ async def test_full_battery_and_winter_night(tmp_path: Path) -> None:
     assert hilkit.statuses(night)["tank_max"] == "passed"
 
 
-@pytest.mark.rig
+@pytest.mark.rig("tank-near-max")
 async def test_tank_near_max_holds_and_a_controller_without_tank_guard_overheats(
         tmp_path: Path) -> None:
     """A tank target 1 K under max and a tank that gains 0.3 K/s at full power: the real
@@ -299,7 +299,7 @@ async def test_tank_near_max_holds_and_a_controller_without_tank_guard_overheats
     assert 71.5 < _figs(bad)["tank_max.hottest_tank_c"] < 73.0
 
 
-@pytest.mark.rig
+@pytest.mark.rig("winter-night-tight-limit")
 async def test_a_tight_import_limit_holds_while_buying_and_a_controller_without_it_fails(
         tmp_path: Path) -> None:
     """The winter night's price rule wants every miner; a 1200 W import limit allows about

@@ -50,7 +50,7 @@ def test_which_scenarios_need_the_emulator() -> None:
     assert reason is not None and "rtu_noise" in reason
 
 
-@pytest.mark.rig
+@pytest.mark.rig("kill-restart")
 async def test_runner_end_to_end_against_an_emulated_real_site(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     s = load_scenario(SCEN / "kill-restart.toml")
@@ -116,7 +116,7 @@ async def test_runner_end_to_end_against_an_emulated_real_site(
     assert timeline[0].startswith("t_s,plant_s,pv_w")
 
 
-@pytest.mark.rig
+@pytest.mark.rig("clear-day-short")
 def test_hil_cli_runs_a_scenario_into_a_relative_out_dir(tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """`make hil` passes `--out out/hil`: the site files the rig writes for `hearth run`

@@ -75,7 +75,7 @@ def _mode(p: Path) -> tuple[int, int, int]:
 _NEEDS = [t for t in ("setpriv", "unshare", "rsync", "systemd-analyze") if not shutil.which(t)]
 
 
-@pytest.mark.slow
+@pytest.mark.slow(100)  # pip installs the whole app into a venv
 @pytest.mark.skipif(os.geteuid() != 0 or bool(_NEEDS),
                     reason=f"needs root (chown, a mount namespace) and {_NEEDS or 'tools'}")
 def test_the_installed_service_runs_unprivileged_and_saves_its_config(

@@ -53,7 +53,7 @@ def _series(start: datetime, n: int, imp: float, exp: float) -> list[dict[str, A
              "export_price": exp} for k in range(n)]
 
 
-@pytest.mark.slow
+@pytest.mark.slow(20)
 async def test_prices_file_and_cmd_prices_drive_the_plan(tmp_path: Path,
                                                          broker: brokerkit.Broker) -> None:
     d = simkit.site_dict()

@@ -54,7 +54,7 @@ async def _until(cond: Callable[[], bool], timeout_s: float, what: str) -> float
     return time.monotonic() - t0
 
 
-@pytest.mark.slow
+@pytest.mark.slow(35)
 async def test_hearth_run_against_the_emulated_site(tmp_path: Path) -> None:
     out_dir = tmp_path
     n = 4 * 3600

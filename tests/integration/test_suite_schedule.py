@@ -54,7 +54,7 @@ def _run(tmp_path: Path, lanes: int) -> dict[str, dict[str, set[str]]]:
     return ran
 
 
-@pytest.mark.slow
+@pytest.mark.slow(20)
 def test_rig_lanes_hold_under_loadgroup_and_times_are_recorded(tmp_path: Path) -> None:
     ran = _run(tmp_path, 1)
     # One lane: all six rigs on a single worker, one after the other; the other worker

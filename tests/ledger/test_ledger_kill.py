@@ -38,7 +38,7 @@ APP_NAME = f"hearth-killkit-{os.getpid()}"  # this run's writer children (Postgr
 KILLS = 100
 TIMEOUT_S = 120.0
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(20)  # each SIGKILL loop: 15-25 s
 
 
 class Zygote:

@@ -27,7 +27,11 @@ from hil.rig.broker import MOSQUITTO, free_port
 REPO = Path(__file__).resolve().parents[2]
 AXE = REPO / "tests" / "hmi" / "a11y" / "node_modules" / "axe-core" / "axe.min.js"
 
+# One worker, in file order: the tests share one demo and one Chromium (module fixtures),
+# and test_pin_pad_and_banner needs the PIN that the installer test sets. Spread over
+# several xdist workers, the PIN test ran on a demo without a PIN and timed out.
 pytestmark = [
+    pytest.mark.slow(30), pytest.mark.xdist_group("hmi-a11y"),
     pytest.mark.skipif(browser_available() is not None, reason=browser_available() or ""),
     pytest.mark.skipif(not AXE.exists(), reason="axe-core not installed (make install: "
                                                 "npm ci --prefix tests/hmi/a11y)"),

@@ -63,3 +63,33 @@ def test_rig_lanes_hold_under_loadgroup_and_times_are_recorded(tmp_path: Path) -
     assert len(ran["rig-lane-0"]) == 1, dict(ran["rig-lane-0"])
     assert sum(len(v) for v in ran["rig-lane-0"].values()) == 6
     assert sum(len(v) for v in ran["-"].values()) == 4  # the rest: recorded too
+
+
+class _Rig:
+    """Just enough of a pytest item for the lane dealer: a node id and a rig marker."""
+
+    def __init__(self, nodeid: str, *scenarios: str) -> None:
+        self.nodeid = nodeid
+        self._mark = pytest.mark.rig(*scenarios).mark
+
+    def get_closest_marker(self, name: str) -> pytest.Mark | None:
+        return self._mark if name == "rig" else None
+
+
+def test_rig_lanes_are_dealt_longest_first_by_their_scenarios_real_time() -> None:
+    import conftest
+
+    # tank-near-max and miner-ignores-target run 60 s, the others 36-40 s (+5 s start each).
+    rigs = [_Rig("a", "meter-silent"), _Rig("b", "kill-restart", "modbus-garbage"),
+            _Rig("c", "tank-near-max"), _Rig("d", "clock-jump", "miner-ignores-target"),
+            _Rig("e", "broker-restart"), _Rig("f")]
+    assert conftest.rig_seconds(rigs[3]) == 65.0  # side by side: the longest one counts
+    assert conftest.rig_seconds(rigs[5]) == conftest.DEFAULT_RIG_S  # no scenarios named
+    lanes = conftest.deal_rig_lanes(rigs, 2)  # type: ignore[arg-type]
+    # The two 60-s rigs first, one per lane; then each into the emptier lane.
+    assert lanes["c"] != lanes["d"]
+    per_lane = [sum(conftest.rig_seconds(r) for r in rigs if lanes[r.nodeid] == k)
+                for k in (0, 1)]
+    assert abs(per_lane[0] - per_lane[1]) <= 5.0, per_lane
+    with pytest.raises(FileNotFoundError):
+        conftest.rig_seconds(_Rig("x", "no-such-scenario"))  # a typo fails collection

@@ -4,12 +4,11 @@ and the schedule of parallel runs (markers `slow` and `rig`)."""
 from __future__ import annotations
 
 import os
-import tomllib
-from pathlib import Path
 
 import pytest
 from _pytest.nodeid import NodeId
 from hypothesis import HealthCheck, settings
+from suite_schedule import deal_rig_lanes, slow_seconds
 
 settings.register_profile(
     "default", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -36,10 +35,6 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 #   lanes end together, and the rest of the suite gets the other workers and the CPU.
 
 RIG_LANES = int(os.environ.get("HEARTH_RIG_LANES", "2"))
-SCENARIOS = Path(__file__).resolve().parents[1] / "hil" / "scenarios"
-RIG_START_S = 5.0  # the rig's emulators and `hearth run` starting, before the scenario
-DEFAULT_RIG_S = 40.0
-DEFAULT_SLOW_S = 10.0
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -47,37 +42,6 @@ def pytest_configure(config: pytest.Config) -> None:
                             "these hil/scenarios side by side (implies slow); at most "
                             "HEARTH_RIG_LANES of them run at once under xdist")
     config.pluginmanager.register(XdistGroups(), "hearth-xdist-groups")
-
-
-def rig_seconds(item: pytest.Item) -> float:
-    """Real time a rig test holds its lane: its longest scenario, plus the start."""
-    mark = item.get_closest_marker("rig")
-    names = [str(a) for a in mark.args] if mark is not None else []
-    if not names:
-        return DEFAULT_RIG_S
-    durations = []
-    for name in names:
-        with (SCENARIOS / f"{name}.toml").open("rb") as f:
-            durations.append(float(tomllib.load(f)["duration_s"]))
-    return max(durations) + RIG_START_S
-
-
-def slow_seconds(item: pytest.Item) -> float:
-    mark = item.get_closest_marker("slow")
-    if mark is None:
-        return 0.0
-    return float(mark.args[0] if mark.args else mark.kwargs.get("seconds", DEFAULT_SLOW_S))
-
-
-def deal_rig_lanes(rigs: list[pytest.Item], lanes: int) -> dict[str, int]:
-    """Node id -> lane: longest first, each into the lane with the least time so far."""
-    load = [0.0] * max(lanes, 1)
-    out: dict[str, int] = {}
-    for it in sorted(rigs, key=rig_seconds, reverse=True):  # stable: file order on ties
-        k = min(range(len(load)), key=lambda i: (load[i], i))
-        load[k] += rig_seconds(it)
-        out[it.nodeid] = k
-    return out
 
 
 class XdistGroups:

@@ -1,4 +1,4 @@
-"""The suite's own schedule (tests/conftest.py, tests/suite_timing.py): real-time rig tests
+"""The suite's own schedule (tests/suite_schedule.py, tests/suite_timing.py): real-time rig tests
 stay in their lanes under `--dist loadgroup`, and every test's times are recorded.
 
 pytest 9 ignored pytest-xdist's way of naming a group (the "@group" suffix), and the rig
@@ -15,6 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+import suite_schedule
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -77,19 +78,17 @@ class _Rig:
 
 
 def test_rig_lanes_are_dealt_longest_first_by_their_scenarios_real_time() -> None:
-    import conftest
-
     # tank-near-max and miner-ignores-target run 60 s, the others 36-40 s (+5 s start each).
     rigs = [_Rig("a", "meter-silent"), _Rig("b", "kill-restart", "modbus-garbage"),
             _Rig("c", "tank-near-max"), _Rig("d", "clock-jump", "miner-ignores-target"),
             _Rig("e", "broker-restart"), _Rig("f")]
-    assert conftest.rig_seconds(rigs[3]) == 65.0  # side by side: the longest one counts
-    assert conftest.rig_seconds(rigs[5]) == conftest.DEFAULT_RIG_S  # no scenarios named
-    lanes = conftest.deal_rig_lanes(rigs, 2)  # type: ignore[arg-type]
+    assert suite_schedule.rig_seconds(rigs[3]) == 65.0  # side by side: the longest one counts
+    assert suite_schedule.rig_seconds(rigs[5]) == suite_schedule.DEFAULT_RIG_S  # no scenarios named
+    lanes = suite_schedule.deal_rig_lanes(rigs, 2)  # type: ignore[arg-type]
     # The two 60-s rigs first, one per lane; then each into the emptier lane.
     assert lanes["c"] != lanes["d"]
-    per_lane = [sum(conftest.rig_seconds(r) for r in rigs if lanes[r.nodeid] == k)
+    per_lane = [sum(suite_schedule.rig_seconds(r) for r in rigs if lanes[r.nodeid] == k)
                 for k in (0, 1)]
     assert abs(per_lane[0] - per_lane[1]) <= 5.0, per_lane
     with pytest.raises(FileNotFoundError):
-        conftest.rig_seconds(_Rig("x", "no-such-scenario"))  # a typo fails collection
+        suite_schedule.rig_seconds(_Rig("x", "no-such-scenario"))  # a typo fails collection

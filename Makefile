@@ -89,16 +89,18 @@ PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 # (tests/conftest.py). Each run gets its own temporary root: pytest's shared
 # /tmp/pytest-of-USER keeps only the last three runs, and a concurrent run elsewhere on the
 # machine would delete a running test's directory.
-# Two workers and two rig lanes by default: the real-time rigs (2-3 scenarios of a hearth
-# run, emulators and a broker each) run one per worker, so at most two at once. One lane
-# alone would hold ~10 min of real-time scenarios, longer than the whole suite's target
-# (bench/suite_time.py); and while pytest 9 had broken xdist's groups (fixed in
-# tests/conftest.py) the rigs were running two at once anyway. Raise both where there are
-# more cores (TEST_WORKERS=6 HEARTH_RIG_LANES=3 make test).
+# Four workers and three rig lanes by default (measured on a 2-core machine, docs/testing.md):
+# CPU is ~20 % of the suite's test time, so four workers keep both cores busy; the
+# real-time rigs (2-3 scenarios of a hearth run, emulators and a broker each) run in three
+# lanes of ~4 min (one lane alone would hold ~10 min, longer than the suite's target), and
+# the fourth worker starts the other long waits (OpenADR, deploy, fleet scale). Five
+# workers on a machine loaded by other work made real-time tests fail (rigs, satellite
+# timing). More cores: TEST_WORKERS=6 HEARTH_RIG_LANES=4 make test; a busy machine:
+# TEST_WORKERS=2 HEARTH_RIG_LANES=2.
 # Every test's wall and CPU time goes to out/test-times/ (tests/suite_timing.py):
 # `python bench/suite_time.py out/test-times/run` prints where the time went.
-TEST_WORKERS ?= 2
-HEARTH_RIG_LANES ?= 2
+TEST_WORKERS ?= 4
+HEARTH_RIG_LANES ?= 3
 export HEARTH_RIG_LANES
 PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 define run_pytest

@@ -34,7 +34,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 #   real time so far (a scenario's `duration_s`), so at most that many run at once, the
 #   lanes end together, and the rest of the suite gets the other workers and the CPU.
 
-RIG_LANES = int(os.environ.get("HEARTH_RIG_LANES", "2"))
+RIG_LANES = int(os.environ.get("HEARTH_RIG_LANES", "3"))  # the Makefile exports it
 
 
 def pytest_configure(config: pytest.Config) -> None:

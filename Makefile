@@ -118,9 +118,10 @@ unit: $(STAMP)
 	$(call run_pytest,$(PYTEST_PARALLEL))
 
 # After the install, ruff and mypy (~35 s cold, one core) run beside pytest, whose workers
-# mostly wait; output line by line (-Oline). Any of the three failing fails `make test`.
+# mostly wait; their few lines land among pytest's (no -O: it would hold pytest's output
+# until the end). Any of the three failing fails `make test`.
 test: install
-	@$(MAKE) --no-print-directory -j3 -Oline lint typecheck unit
+	@$(MAKE) --no-print-directory -j3 lint typecheck unit
 
 # The inner loop (< 1 min): lint, types and the fast unit and property tests; no servers,
 # no browsers, no rigs.

@@ -137,6 +137,7 @@ class Bridge:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._connected = threading.Event()
+        self._sub_mid: int | None = None  # the SUBSCRIBE whose SUBACK means connected
         self._requests: queue.Queue[_Request | None] = queue.Queue(request_queue_size)
         self._announced: dict[str, str] = {}  # component id -> platform, as HA knows them
         self._state_topics: set[str] = set()
@@ -148,6 +149,7 @@ class Bridge:
                                          self.section.reconnect_max_s)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
+        self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message
         self._threads: list[threading.Thread] = []
 
@@ -230,11 +232,19 @@ class Bridge:
             subs.append((t.ha_status, SubscribeOptions(qos=1)))
             # Our own retained discovery from an earlier run tells which entities HA has.
             subs.append((t.discovery_topic(discovery.device_id(cfg)), SubscribeOptions(qos=1)))
-        client.subscribe(subs)
+        _rc, self._sub_mid = client.subscribe(subs)
         client.publish(t.availability, "online", qos=1, retain=True)
         self._announce()
         with self._pub_lock:
             self._limiter.forget()
+        # Connected (wait_connected) once the broker acknowledged the subscriptions: before
+        # the SUBACK a request published by another client could reach the broker first
+        # and go nowhere (seen in a test on a loaded machine: no answer within 15 s).
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, rcs: Any,
+                      props: Any) -> None:
+        if mid != self._sub_mid:
+            return
         self._connected.set()
         self._wake.set()
         log.info("MQTT bridge connected (%d time(s)), subscribed and announced",

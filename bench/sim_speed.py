@@ -196,7 +196,7 @@ def interpreted_figures(quick: bool) -> None:
     import), beside that process's own plant-alone floor."""
     print("   interpreted core (HEARTH_NATIVE=0, own process):")
     proc = subprocess.run(
-        [sys.executable, __file__, "--skip", "rss,steps", "--policies", "hearth",
+        [sys.executable, __file__, "--skip", "rss,steps,rows", "--policies", "hearth",
          *(["--quick"] if quick else [])],
         env={**os.environ, "HEARTH_NATIVE": "0"}, capture_output=True, text=True,
         check=True, cwd=ROOT)

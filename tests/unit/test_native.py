@@ -59,7 +59,7 @@ def test_the_digest_follows_every_source_and_dependency(tmp_path: Path,
         before = after
 
 
-@pytest.mark.slow  # compiles the control core with mypyc (about a minute of CPU)
+@pytest.mark.slow(90)  # compiles the control core with mypyc (about a minute of CPU)
 def test_compiled_core_gives_the_same_timeline_as_the_interpreted(tmp_path: Path) -> None:
     out = tmp_path / "native"
     subprocess.run([sys.executable, "-m", "controller.native", "build", "--out", str(out)],

@@ -12,15 +12,13 @@ see there for what it keeps in memory.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import numpy as np
 
 from controller.config.models import SiteConfig
 from controller.plan.forecast import TraceForecast
 from controller.plan.lp import FloatArray, Plan, PlanInputs, solve_plan
 from controller.plan.value import value_per_th
-from controller.trace.reader import Trace
+from controller.trace.reader import Trace, TraceInput, trace_chunks
 
 LOOSE_BLOCK_ROWS = 1024
 """Rows per LP where the loose bound splits (a site without battery and tank): on the
@@ -53,7 +51,7 @@ def separable(cfg: SiteConfig) -> bool:
     return cfg.battery is None and cfg.tank is None
 
 
-def loose_bound(cfg: SiteConfig, trace: Trace | Iterable[Trace]) -> float:
+def loose_bound(cfg: SiteConfig, trace: TraceInput) -> float:
     """`perfect_foresight(cfg, trace).value` of a whole `Trace` or of its consecutive
     chunks (`iter_trace`).
 
@@ -71,7 +69,7 @@ def loose_bound(cfg: SiteConfig, trace: Trace | Iterable[Trace]) -> float:
     peaks at 0.74 GB; a 1-min year would need ~10 GB). So such a trace longer than
     `LOOSE_WHOLE_MAX_ROWS` raises `LooseBoundTooLong` as soon as the chunks pass that
     length, before anything is solved: memory stays under ~1 GB."""
-    chunks: Iterable[Trace] = [trace] if isinstance(trace, Trace) else trace
+    chunks = trace_chunks(trace)
     split = separable(cfg)
     total = 0.0
     held: dict[str, list[FloatArray]] = {k: [] for k in _INPUTS}

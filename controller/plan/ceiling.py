@@ -61,7 +61,7 @@ import math
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,7 +72,7 @@ import numpy.typing as npt
 
 from controller.config.models import MinerConfig, SiteConfig
 from controller.plan.value import heat_cost_per_kwh, value_per_th
-from controller.trace.reader import Trace
+from controller.trace.reader import Trace, TraceInput, trace_chunks
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -626,15 +626,6 @@ def _result(job: WindowJob, cols: list[_Cols], x: FloatArray | None, primal: flo
 
 
 # ----------------------------------------------------------------------------- the trace, streamed
-
-TraceInput = Trace | Iterable[Trace]
-"""A whole `Trace`, or its consecutive chunks (`iter_trace`)."""
-
-
-def trace_chunks(trace: TraceInput) -> Iterable[Trace]:
-    """The chunks of `trace` (a whole `Trace` is one chunk)."""
-    return [trace] if isinstance(trace, Trace) else trace
-
 
 class SurplusStream:
     """What a miner-less run of the site exports or curtails each step (`hearth sim`'s

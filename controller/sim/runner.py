@@ -11,7 +11,7 @@ from __future__ import annotations
 import gc
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -35,7 +35,13 @@ from controller.sim.stream import (
     SimConsumer,
     Totals,
 )
-from controller.trace.reader import NUMBER_COLUMNS, Trace, concat_traces
+from controller.trace.reader import (
+    NUMBER_COLUMNS,
+    Trace,
+    TraceInput,
+    concat_traces,
+    trace_chunks,
+)
 
 if TYPE_CHECKING:
     from controller.plan.planner import Planner
@@ -139,10 +145,9 @@ class _Progress:
             sys.stderr.flush()
 
 
-def _blocks(trace: Trace | Iterable[Trace], block_rows: int) -> Iterator[Trace]:
+def _blocks(trace: TraceInput, block_rows: int) -> Iterator[Trace]:
     """The trace (or its chunks) cut into slices of at most `block_rows` rows (views)."""
-    chunks: Iterable[Trace] = (trace,) if isinstance(trace, Trace) else trace
-    for ch in chunks:
+    for ch in trace_chunks(trace):
         n = len(ch)
         if n <= block_rows:
             yield ch
@@ -157,7 +162,7 @@ _TRACE_ARRAYS = ("time_s", *NUMBER_COLUMNS)
 
 def simulate(
     cfg: SiteConfig,
-    trace: Trace | Iterable[Trace],
+    trace: TraceInput,
     policy: str = "hearth",
     progress: bool | None = None,
     plan: str | None = None,

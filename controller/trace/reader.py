@@ -213,6 +213,15 @@ def iter_trace(path: str | Path, cfg: SiteConfig,
     return TraceChunks(lambda: _file_lines(p), cfg, str(p), chunk_rows)
 
 
+TraceInput = Trace | Iterable[Trace]
+"""A whole `Trace`, or its consecutive chunks (`iter_trace`)."""
+
+
+def trace_chunks(trace: TraceInput) -> Iterable[Trace]:
+    """The chunks of `trace` (a whole `Trace` is one chunk)."""
+    return (trace,) if isinstance(trace, Trace) else trace
+
+
 def concat_traces(chunks: Iterable[Trace]) -> Trace:
     """One `Trace` of consecutive chunks (as `iter_trace` yields them)."""
     parts = list(chunks)

@@ -72,6 +72,7 @@ import numpy.typing as npt
 
 from controller.config.models import MinerConfig, SiteConfig
 from controller.plan.value import heat_cost_per_kwh, value_per_th
+from controller.sim.plant.site import MinerlessSurplus
 from controller.trace.reader import Trace, TraceInput, trace_chunks
 
 FloatArray = npt.NDArray[np.float64]
@@ -627,51 +628,6 @@ def _result(job: WindowJob, cols: list[_Cols], x: FloatArray | None, primal: flo
 
 # ----------------------------------------------------------------------------- the trace, streamed
 
-class SurplusStream:
-    """What a miner-less run of the site exports or curtails each step (`hearth sim`'s
-    `surplus_w`): pv − load, less what the same battery would store (its self-consumption
-    rule, as controller/sim/plant/battery.py models it). Fed chunk by chunk: the battery's
-    state of charge carries over, so the chunks give the whole trace's figures."""
-
-    def __init__(self, cfg: SiteConfig) -> None:
-        self.battery = cfg.battery
-        self.soc_pct = cfg.battery.initial_soc_pct if cfg.battery is not None else math.nan
-
-    def feed(self, trace: Trace) -> FloatArray:
-        net = np.asarray(trace.pv_w - trace.load_w, dtype=np.float64)
-        if self.battery is None:
-            return np.maximum(net, 0.0)
-        return np.maximum(net - self._self_consumption_w(net, trace.step_s), 0.0)
-
-    def _self_consumption_w(self, net_w: FloatArray, dt: float) -> FloatArray:
-        b = self.battery
-        assert b is not None
-        cap_j = b.capacity_kwh * J_PER_KWH
-        eta = math.sqrt(b.round_trip_efficiency)
-        soc = self.soc_pct
-        out = np.zeros(len(net_w))
-        for i, net in enumerate(net_w.tolist()):
-            bat = 0.0
-            if net > 0:
-                room = (b.max_soc_pct - soc) / 100 * cap_j
-                lim = 0.0 if room <= 0 else min(b.max_charge_w, room / eta / dt)
-                bat = min(net, max(lim, 0.0))
-            elif net < 0:
-                stored = (soc - b.min_soc_pct) / 100 * cap_j
-                lim = 0.0 if stored <= 0 else min(b.max_discharge_w, stored * eta / dt)
-                bat = -min(-net, max(lim, 0.0))
-            out[i] = bat
-            delta = bat * dt * eta if bat >= 0 else bat * dt / eta
-            soc = min(max(soc + delta / cap_j * 100, b.min_soc_pct), b.max_soc_pct)
-        self.soc_pct = soc
-        return out
-
-
-def surplus_w(cfg: SiteConfig, trace: Trace) -> FloatArray:
-    """The whole trace's surplus (see `SurplusStream`)."""
-    return SurplusStream(cfg).feed(trace)
-
-
 MAX_WINDOW_STEPS = 240
 
 
@@ -1032,7 +988,7 @@ def ceiling(cfg: SiteConfig, trace: TraceInput, window_steps: int | None = None,
         raise ValueError("the capture objective is always solved")
     workers = jobs if jobs is not None else min(2, len(os.sched_getaffinity(0)))
     sums = _SiteSums(cfg)
-    surplus = SurplusStream(cfg)
+    surplus: MinerlessSurplus | None = None
     rows = _Rows()
     writer = ScheduleWriter(schedule_path, todo, names) if schedule_path else None
     acc: dict[str, _Objective] = {}
@@ -1066,8 +1022,13 @@ def ceiling(cfg: SiteConfig, trace: TraceInput, window_steps: int | None = None,
                 dt, source = chunk.step_s, chunk.source
                 pre = max(_lags(f, dt) for f in facts)
                 cutter = WindowCutter(cfg.site.longitude_deg, dt, window_steps)
+                # What a miner-less run exports or curtails (`hearth sim`'s surplus_w), the
+                # battery's state of charge carried from chunk to chunk.
+                surplus = MinerlessSurplus(cfg, dt)
                 acc = {o: _Objective(o, len(facts), pre, keep) for o in todo}
-            sur = surplus.feed(chunk)
+            assert surplus is not None
+            sur = np.asarray(surplus.run(chunk.pv_w.tolist(), chunk.load_w.tolist()),
+                             dtype=np.float64)
             sums.feed(chunk, sur)
             rows.append(time_s=np.asarray(chunk.time_s, np.float64), surplus_w=sur,
                         net_w=np.asarray(chunk.pv_w - chunk.load_w, dtype=np.float64),

@@ -18,7 +18,7 @@ from controller.config.models import SiteConfig
 from controller.plan.forecast import TraceForecast
 from controller.plan.lp import FloatArray, Plan, PlanInputs, solve_plan
 from controller.plan.value import value_per_th
-from controller.trace.reader import Trace, TraceInput, trace_chunks
+from controller.trace.reader import RowBuffer, Trace, TraceInput, trace_chunks
 
 LOOSE_BLOCK_ROWS = 1024
 """Rows per LP where the loose bound splits (a site without battery and tank): on the
@@ -34,9 +34,6 @@ class LooseBoundTooLong(ValueError):
     """The loose bound of a battery or tank site would need the whole trace in one LP and
     the trace is longer than `LOOSE_WHOLE_MAX_ROWS`."""
 
-
-_INPUTS = ("pv_w", "load_w", "heat_demand_w", "import_price", "export_price",
-           "value_per_th")
 
 
 def perfect_foresight(cfg: SiteConfig, trace: Trace) -> Plan:
@@ -69,48 +66,32 @@ def loose_bound(cfg: SiteConfig, trace: TraceInput) -> float:
     peaks at 0.74 GB; a 1-min year would need ~10 GB). So such a trace longer than
     `LOOSE_WHOLE_MAX_ROWS` raises `LooseBoundTooLong` as soon as the chunks pass that
     length, before anything is solved: memory stays under ~1 GB."""
-    chunks = trace_chunks(trace)
     split = separable(cfg)
     total = 0.0
-    held: dict[str, list[FloatArray]] = {k: [] for k in _INPUTS}
-    held_rows = seen = 0
+    held = RowBuffer()
     start_s = dt = float("nan")
-    for chunk in chunks:
-        if held_rows == 0:
+    for chunk in trace_chunks(trace):
+        if held.first == held.end:
             start_s = float(chunk.time_s[0])
         dt = chunk.step_s
-        cols = {"pv_w": chunk.pv_w, "load_w": chunk.load_w,
-                "heat_demand_w": chunk.heat_demand_w, "import_price": chunk.import_price,
-                "export_price": chunk.export_price, "value_per_th": value_per_th(cfg, chunk)}
-        for k, v in cols.items():
-            held[k].append(np.asarray(v, dtype=np.float64))
-        held_rows += len(chunk)
-        seen += len(chunk)
-        if not split and seen > LOOSE_WHOLE_MAX_ROWS:
+        held.append(**{k: np.asarray(v, dtype=np.float64) for k, v in (
+            ("pv_w", chunk.pv_w), ("load_w", chunk.load_w),
+            ("heat_demand_w", chunk.heat_demand_w), ("import_price", chunk.import_price),
+            ("export_price", chunk.export_price), ("value_per_th", value_per_th(cfg, chunk)))})
+        if not split and held.end > LOOSE_WHOLE_MAX_ROWS:
             raise LooseBoundTooLong(
                 f"loose bound skipped: with a battery or a tank it is one LP over the whole "
                 f"trace, and this trace has more than {LOOSE_WHOLE_MAX_ROWS:,} rows (~20 kB "
                 f"of solver memory each)")
-        while split and held_rows >= LOOSE_BLOCK_ROWS:
-            block = _take(held, LOOSE_BLOCK_ROWS)
-            total += _value(cfg, start_s, dt, block)
+        while split and held.end - held.first >= LOOSE_BLOCK_ROWS:
+            total += _value(cfg, start_s, dt, held.take(held.first,
+                                                        held.first + LOOSE_BLOCK_ROWS))
             start_s += LOOSE_BLOCK_ROWS * dt
-            held_rows -= LOOSE_BLOCK_ROWS
-    if not seen:
+    if not held.end:
         raise ValueError("the trace has no rows")
-    if held_rows:
-        total += _value(cfg, start_s, dt, _take(held, held_rows))
+    if held.end > held.first:
+        total += _value(cfg, start_s, dt, held.take(held.first, held.end))
     return total
-
-
-def _take(held: dict[str, list[FloatArray]], rows: int) -> dict[str, FloatArray]:
-    """The first `rows` rows of the held columns; the rest stay held."""
-    out: dict[str, FloatArray] = {}
-    for k, parts in held.items():
-        whole = np.concatenate(parts) if len(parts) > 1 else parts[0]
-        out[k] = whole[:rows]
-        held[k] = [whole[rows:]] if len(whole) > rows else []
-    return out
 
 
 def _value(cfg: SiteConfig, start_s: float, step_s: float, c: dict[str, FloatArray]) -> float:

@@ -73,7 +73,7 @@ import numpy.typing as npt
 from controller.config.models import MinerConfig, SiteConfig
 from controller.plan.value import heat_cost_per_kwh, value_per_th
 from controller.sim.plant.site import MinerlessSurplus
-from controller.trace.reader import Trace, TraceInput, trace_chunks
+from controller.trace.reader import RowBuffer, Trace, TraceInput, trace_chunks
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -859,28 +859,6 @@ class _Objective:
             max_window_s=self.max_window_s, cpu_s=self.cpu_s, nodes=self.nodes)
 
 
-class _Rows:
-    """The rows not yet handed to a window: their first row's number and their arrays."""
-
-    def __init__(self) -> None:
-        self.first = 0
-        self.cols: dict[str, FloatArray] = {}
-
-    def append(self, **cols: FloatArray) -> None:
-        self.cols = {k: np.concatenate([self.cols[k], v]) if k in self.cols else v
-                     for k, v in cols.items()}
-
-    def take(self, a: int, b: int) -> dict[str, FloatArray]:
-        """Rows a..b (copies), and forget every row before b (windows come in order)."""
-        if a != self.first:
-            raise ValueError(f"window starts at row {a}, the rows kept start at {self.first}")
-        i = b - self.first
-        out = {k: v[:i].copy() for k, v in self.cols.items()}
-        self.cols = {k: v[i:] for k, v in self.cols.items()}
-        self.first = b
-        return out
-
-
 def _solved(x: Future[WindowResult] | WindowResult) -> WindowResult:
     return x.result() if isinstance(x, Future) else x
 
@@ -989,7 +967,7 @@ def ceiling(cfg: SiteConfig, trace: TraceInput, window_steps: int | None = None,
     workers = jobs if jobs is not None else min(2, len(os.sched_getaffinity(0)))
     sums = _SiteSums(cfg)
     surplus: MinerlessSurplus | None = None
-    rows = _Rows()
+    rows = RowBuffer()
     writer = ScheduleWriter(schedule_path, todo, names) if schedule_path else None
     acc: dict[str, _Objective] = {}
     cutter: WindowCutter | None = None

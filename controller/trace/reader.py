@@ -222,6 +222,31 @@ def trace_chunks(trace: TraceInput) -> Iterable[Trace]:
     return (trace,) if isinstance(trace, Trace) else trace
 
 
+class RowBuffer:
+    """Columns of a streamed trace's rows not yet handed on (to a window, a block): rows
+    come in chunks and leave in consecutive spans, so only what waits is held."""
+
+    def __init__(self) -> None:
+        self.first = 0  # the first held row's number in the trace
+        self.end = 0  # one past the last row appended
+        self.cols: dict[str, npt.NDArray[np.float64]] = {}
+
+    def append(self, **cols: npt.NDArray[np.float64]) -> None:
+        self.cols = {k: np.concatenate([self.cols[k], v]) if k in self.cols else v
+                     for k, v in cols.items()}
+        self.end += len(next(iter(cols.values()))) if cols else 0
+
+    def take(self, a: int, b: int) -> dict[str, npt.NDArray[np.float64]]:
+        """Rows a..b (copies), and forget every row before b (spans come in order)."""
+        if a != self.first:
+            raise ValueError(f"span starts at row {a}, the rows held start at {self.first}")
+        i = b - self.first
+        out = {k: v[:i].copy() for k, v in self.cols.items()}
+        self.cols = {k: v[i:] for k, v in self.cols.items()}
+        self.first = b
+        return out
+
+
 def concat_traces(chunks: Iterable[Trace]) -> Trace:
     """One `Trace` of consecutive chunks (as `iter_trace` yields them)."""
     parts = list(chunks)

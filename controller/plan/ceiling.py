@@ -71,6 +71,7 @@ import numpy as np
 import numpy.typing as npt
 
 from controller.config.models import MinerConfig, SiteConfig
+from controller.outfile import PendingFile
 from controller.plan.value import heat_cost_per_kwh, value_per_th
 from controller.sim.plant.site import MinerlessSurplus
 from controller.trace.reader import RowBuffer, Trace, TraceInput, trace_chunks
@@ -915,23 +916,19 @@ class ScheduleWriter:
 
     def __init__(self, path: str | Path, objectives: Sequence[str], names: Sequence[str]
                  ) -> None:
-        self.path = Path(path)
-        self._tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.part")
-        self._f = self._tmp.open("w", encoding="utf-8")
-        self._f.write(",".join(["time", *(f"{o}_{nm}_w" for o in objectives
-                                          for nm in names)]) + "\n")
+        self._file = PendingFile(path)
+        self._file.write(",".join(["time", *(f"{o}_{nm}_w" for o in objectives
+                                             for nm in names)]) + "\n")
 
     def rows(self, time_s: FloatArray, miner_w: Sequence[FloatArray]) -> None:
         """One window: its times and each objective's (miners, steps) powers."""
-        self._f.write(_format_rows(time_s, [row for m in miner_w for row in m]))
+        self._file.write(_format_rows(time_s, [row for m in miner_w for row in m]))
 
     def close(self) -> None:
-        self._f.close()
-        self._tmp.replace(self.path)
+        self._file.close()
 
     def abort(self) -> None:
-        self._f.close()
-        self._tmp.unlink(missing_ok=True)
+        self._file.abort()
 
 
 def ceiling(cfg: SiteConfig, trace: TraceInput, window_steps: int | None = None,

@@ -13,19 +13,18 @@ code over a whole kept result.
 
 from __future__ import annotations
 
-import gzip
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Protocol
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from controller.config.models import SiteConfig
 from controller.economics.hashprice import SATS_PER_BTC
+from controller.outfile import PendingFile
 from controller.plan.value import trace_terms
 from controller.trace.reader import Trace
 
@@ -264,20 +263,15 @@ class TimelineWriter:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.part")
-        self._f: IO[str] = (
-            gzip.open(self._tmp, "wt", encoding="utf-8", compresslevel=6)  # noqa: SIM115
-            if self.path.suffix == ".gz" else self._tmp.open("w", encoding="utf-8"))
-        self._f.write(TIMELINE_HEADER)
+        self._file = PendingFile(self.path, compress=self.path.suffix == ".gz")
+        self._file.write(TIMELINE_HEADER)
 
     def block(self, b: Block) -> None:
-        self._f.write(timeline_rows(b.trace.time_s, b.columns, b.mode))
+        self._file.write(timeline_rows(b.trace.time_s, b.columns, b.mode))
 
     def close(self) -> None:
-        self._f.close()
-        self._tmp.replace(self.path)
+        self._file.close()
 
     def abort(self) -> None:
         """Drop the partial file (the run failed)."""
-        self._f.close()
-        self._tmp.unlink(missing_ok=True)
+        self._file.abort()

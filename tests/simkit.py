@@ -16,6 +16,7 @@ from controller.trace.reader import Trace
 
 ROOT = Path(__file__).resolve().parent.parent
 HOUSE = ROOT / "hil" / "sites" / "house-10kwp.toml"
+SPRING_DAY = ROOT / "hil" / "traces" / "house-spring-day.csv"
 FARM = ROOT / "hil" / "sites" / "farm-30kwp.toml"
 
 
@@ -84,3 +85,19 @@ def rerun_interpreted(test_file: str, test_name: str) -> None:
          f"{test_file}::{test_name}"],
         env=env, capture_output=True, text=True, cwd=ROOT, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+
+
+def spring_days(n_days: int, path: Path, rows: slice = slice(None)) -> Path:
+    """The shipped spring day (1-min rows; or `rows` of it) repeated `n_days` times, as a
+    CSV file: a trace as long as a streaming test needs."""
+    lines = SPRING_DAY.read_text().splitlines()
+    header, body = lines[0], lines[1:][rows]
+    first = rows.start or 0
+    out = [header]
+    base = np.datetime64("2015-04-21T00:00:00", "s")
+    for d in range(n_days):
+        for k, ln in enumerate(body):
+            t = base + np.timedelta64(d * 86_400 + 60 * (first + k), "s")
+            out.append(f"{t}Z," + ln.split(",", 1)[1])
+    path.write_text("\n".join(out) + "\n")
+    return path

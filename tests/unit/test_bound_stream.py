@@ -31,24 +31,9 @@ from controller.plan.ceiling import (
 )
 from controller.trace.reader import iter_trace, read_trace
 
-DAY = simkit.ROOT / "hil" / "traces" / "house-spring-day.csv"
+DAY = simkit.SPRING_DAY
 SURPLUS_SITE = simkit.ROOT / "hil" / "sites" / "surplus-10kwp.toml"
 TIMINGS = {"wall_s", "solve_s", "cpu_s", "max_window_s"}
-
-
-def _days(n_days: int, path: Path, rows: slice = slice(None)) -> Path:
-    """The shipped spring day (or `rows` of it) repeated `n_days` times, as a CSV file."""
-    lines = DAY.read_text().splitlines()
-    header, body = lines[0], lines[1:][rows]
-    first = rows.start or 0
-    out = [header]
-    base = np.datetime64("2015-04-21T00:00:00", "s")
-    for d in range(n_days):
-        for k, ln in enumerate(body):
-            t = base + np.timedelta64(d * 86_400 + 60 * (first + k), "s")
-            out.append(f"{t}Z," + ln.split(",", 1)[1])
-    path.write_text("\n".join(out) + "\n")
-    return path
 
 
 def _same(a: Any, b: Any, where: str = "") -> None:
@@ -92,7 +77,7 @@ def test_streamed_bound_equals_the_whole_trace_with_battery_and_tank(
     windows are cut at the solar midnight between the two days, and the loose bound is
     one LP over the whole horizon."""
     cfg = simkit.site()
-    path = _days(2, tmp_path / "two.csv")
+    path = simkit.spring_days(2, tmp_path / "two.csv")
     whole, whole_sched = _whole(cfg, path, tmp_path, time_limit_s=10.0)
     got, sched = _streamed(simkit.HOUSE, path, tmp_path, monkeypatch, "--time-limit", "10")
     assert whole["capture_ceiling"]["windows"] == 13  # 6 + 7: one cut between the days
@@ -106,7 +91,7 @@ def test_streamed_bound_equals_the_whole_trace_with_both_objectives(
     """surplus-10kwp (value ceiling too; the loose bound in blocks, made small here)."""
     monkeypatch.setattr(bound_mod, "LOOSE_BLOCK_ROWS", 50)
     cfg = simkit.site(SURPLUS_SITE)
-    path = _days(1, tmp_path / "morning.csv", slice(7 * 60, 9 * 60))
+    path = simkit.spring_days(1, tmp_path / "morning.csv", slice(7 * 60, 9 * 60))
     whole, whole_sched = _whole(cfg, path, tmp_path, window_steps=30, time_limit_s=20.0)
     got, sched = _streamed(SURPLUS_SITE, path, tmp_path, monkeypatch, "--window-steps", "30",
                            "--time-limit", "20")
@@ -186,7 +171,7 @@ def test_loose_bound_of_a_long_battery_trace_is_refused_before_solving(
 def test_a_bad_row_fails_before_any_solve_and_writes_no_schedule(
         tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    path = _days(1, tmp_path / "bad.csv")
+    path = simkit.spring_days(1, tmp_path / "bad.csv")
     lines = path.read_text().splitlines()
     lines[1400] = lines[1400].replace(",", ",x", 1)  # a bad pv cell on line 1401
     path.write_text("\n".join(lines) + "\n")
@@ -254,8 +239,8 @@ def test_bound_memory_is_flat_in_the_trace_length(
                         lambda p, cfg: iter_trace(p, cfg, chunk_rows=256))
     monkeypatch.setattr(bound_mod, "LOOSE_BLOCK_ROWS", 120)
     site = _small_site(tmp_path)
-    short = _days(1, tmp_path / "short.csv")
-    long = _days(4, tmp_path / "long.csv")
+    short = simkit.spring_days(1, tmp_path / "short.csv")
+    long = simkit.spring_days(4, tmp_path / "long.csv")
     args = ["bound", "--config", str(site), "--jobs", "1", "--window-steps", "60",
             "--time-limit", "1", "--schedule", str(tmp_path / "sched.csv")]
 
@@ -282,7 +267,7 @@ def test_compare_without_a_plan_streams_the_same_figures(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`hearth compare --plan none` reads the trace in chunks for every run, the loose
     bound and the ceiling: the same figures as the trace in one piece."""
-    path = _days(2, tmp_path / "two.csv")
+    path = simkit.spring_days(2, tmp_path / "two.csv")
     args = ["compare", "--config", str(simkit.HOUSE), "--trace", str(path),
             "--controllers", "threshold", "--plan", "none", "--summary"]
 

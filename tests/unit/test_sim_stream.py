@@ -30,7 +30,7 @@ from controller.sim.stream import TIMELINE_HEADER, TimelineWriter
 from controller.trace.cli import TraceStats, summarise
 from controller.trace.reader import iter_trace, parse_trace, read_trace
 
-DAY = simkit.ROOT / "hil" / "traces" / "house-spring-day.csv"
+DAY = simkit.SPRING_DAY
 CLOUD = simkit.ROOT / "hil" / "traces" / "pv-cloud-10s.csv"
 
 
@@ -48,24 +48,10 @@ def _same_summary(a: dict[str, Any], b: dict[str, Any]) -> None:
             assert a[k] == b[k], k
 
 
-def _days(n_days: int, path: Path) -> Path:
-    """The shipped spring day repeated `n_days` times, as a CSV file."""
-    lines = DAY.read_text().splitlines()
-    header, body = lines[0], lines[1:]
-    out = [header]
-    base = np.datetime64("2015-04-21T00:00:00", "s")
-    for d in range(n_days):
-        for k, ln in enumerate(body):
-            t = base + np.timedelta64(d * 86_400 + 60 * k, "s")
-            out.append(f"{t}Z," + ln.split(",", 1)[1])
-    path.write_text("\n".join(out) + "\n")
-    return path
-
-
 @pytest.mark.parametrize("policy", ["hearth", "threshold"])
 def test_streamed_run_equals_the_whole_trace_run(tmp_path: Path, policy: str) -> None:
     cfg = simkit.site()
-    path = _days(2, tmp_path / "two.csv")
+    path = simkit.spring_days(2, tmp_path / "two.csv")
     whole = simulate(cfg, read_trace(path, cfg), policy, progress=False)
     tl = tmp_path / "t.csv.gz"
     streamed = simulate(cfg, iter_trace(path, cfg, chunk_rows=1000), policy, progress=False,
@@ -111,7 +97,7 @@ def test_min_on_off_check_carries_state_across_blocks() -> None:
 
 def test_timeline_appears_only_when_the_run_ends(tmp_path: Path) -> None:
     cfg = simkit.site()
-    bad = _days(2, tmp_path / "bad.csv")
+    bad = simkit.spring_days(2, tmp_path / "bad.csv")
     lines = bad.read_text().splitlines()
     lines[2000] = lines[2000].replace(",", ",x", 1)  # a bad number on line 2001
     bad.write_text("\n".join(lines) + "\n")
@@ -154,8 +140,8 @@ def test_memory_is_flat_in_the_trace_length(tmp_path: Path,
     the steady state the real sizes reach on long traces."""
     monkeypatch.setattr(reader, "_READ_BYTES", 16_384)
     cfg = simkit.site()
-    short = _days(1, tmp_path / "short.csv")
-    long = _days(4, tmp_path / "long.csv")
+    short = simkit.spring_days(1, tmp_path / "short.csv")
+    long = simkit.spring_days(4, tmp_path / "long.csv")
     simulate(cfg, iter_trace(short, cfg), progress=False)  # imports, caches
     tracemalloc.start()
     try:
@@ -177,8 +163,8 @@ def test_trace_check_memory_is_flat_in_the_trace_length(
     monkeypatch.setattr(reader, "_READ_BYTES", 16_384)
     monkeypatch.setattr(trace_cli, "iter_trace",
                         lambda path, cfg: iter_trace(path, cfg, chunk_rows=512))
-    short = _days(1, tmp_path / "short.csv")
-    long = _days(4, tmp_path / "long.csv")
+    short = simkit.spring_days(1, tmp_path / "short.csv")
+    long = simkit.spring_days(4, tmp_path / "long.csv")
     args = ["trace", "check", "--config", str(simkit.HOUSE)]
 
     def peak(path: Path) -> int:

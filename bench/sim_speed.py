@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -42,8 +41,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from run import SITE, YEAR, plant_only, to_one_minute  # noqa: E402
+from step_instructions import (  # noqa: E402
+    callgrind_total,
+    record,
+    replay_times,
+)
 from step_instructions import count as count_instructions  # noqa: E402
-from step_instructions import record, replay_times  # noqa: E402
 
 from controller.config import SiteConfig, load_site  # noqa: E402
 from controller.control import NATIVE_STATE  # noqa: E402
@@ -166,15 +169,7 @@ def _row_run(mode: str, rows: int) -> None:
 
 
 def _collected(mode: str, rows: int) -> int:
-    with tempfile.TemporaryDirectory() as d:
-        out = subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={d}/cg.out",
-             sys.executable, __file__, "--row-run", mode, str(rows)],
-            capture_output=True, text=True, check=True, cwd=ROOT)
-    found = re.search(r"Collected\s*:\s*(\d+)", out.stderr)
-    if found is None:
-        raise RuntimeError(f"no callgrind total in: {out.stderr[-500:]}")
-    return int(found.group(1))
+    return callgrind_total([__file__, "--row-run", mode, str(rows)])
 
 
 def row_figures() -> None:

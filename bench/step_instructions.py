@@ -97,16 +97,21 @@ def replay_times(path: Path) -> list[float]:
     return out
 
 
-def _collected(path: Path, steps: int) -> int:
+def callgrind_total(args: list[str]) -> int:
+    """Instructions callgrind counts for `python ARGS` (run from the project root)."""
     with tempfile.TemporaryDirectory() as d:
         out = subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={d}/cg.out",
-             sys.executable, __file__, "--replay", str(path), "--steps", str(steps)],
+             sys.executable, *args],
             capture_output=True, text=True, check=True, cwd=ROOT)
     found = re.search(r"Collected\s*:\s*(\d+)", out.stderr)
     if found is None:
         raise RuntimeError(f"no callgrind total in: {out.stderr[-500:]}")
     return int(found.group(1))
+
+
+def _collected(path: Path, steps: int) -> int:
+    return callgrind_total([__file__, "--replay", str(path), "--steps", str(steps)])
 
 
 def count(snaps: Path | None = None) -> tuple[float, int] | None:

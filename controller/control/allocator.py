@@ -57,11 +57,12 @@ _NO_MINERS: frozenset[str] = frozenset()
 
 @dataclass(frozen=True)
 class MinerSpec:
-    """The facts about one miner that a tick reads, copied from its config once.
+    """The facts about one miner that a tick reads (the allocator's and the controller's),
+    copied from its config once.
 
     A config model's attribute goes through pydantic's `__getattr__` hook on every read
-    (a quarter of a compiled step went there); these are plain slots, and fields of a C
-    struct when the control core runs compiled (`controller/native.py`)."""
+    (a quarter of a compiled step went there); these are plain attributes, and fields of
+    a C struct when the control core runs compiled (`controller/native.py`)."""
 
     name: str
     min_power_w: float
@@ -70,11 +71,14 @@ class MinerSpec:
     min_on_s: float
     min_off_s: float
     ramp_w_per_s: float
+    restart_s: float
+    stop_s: float
+    idle_power_w: float
 
     @staticmethod
     def of(m: MinerConfig) -> MinerSpec:
         return MinerSpec(m.name, m.min_power_w, m.max_power_w, m.heats_tank, m.min_on_s,
-                         m.min_off_s, m.ramp_w_per_s)
+                         m.min_off_s, m.ramp_w_per_s, m.restart_s, m.stop_s, m.idle_power_w)
 
 
 @dataclass(frozen=True)
@@ -160,7 +164,7 @@ class Allocator:
         self._levels = {m.name: m.levels_w() for m in miners}
         # Per-tick lookups, derived once: the tank miners; per miner in configuration
         # order its name, config, state and the target resolution of a power-target miner.
-        spec = {m.name: MinerSpec.of(m) for m in miners}
+        self.specs = spec = {m.name: MinerSpec.of(m) for m in miners}
         self._tank_members = [spec[m.name] for m in self.miners if m.heats_tank]
         self._specs = [spec[m.name] for m in self.miners]  # efficiency order
         self._ordered = [(spec[m.name], self.state[m.name]) for m in self.miners]

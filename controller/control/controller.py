@@ -138,13 +138,9 @@ class Controller:
         self._last_now: float | None = None
         # Per miner: the two latest readbacks (t_prev, t_last, p_prev, p_last).
         self._readbacks: dict[str, tuple[float, float, float, float]] = {}
-        # Per miner, what `_ignoring_stop` reads each tick: (stop s, idle W).
-        self._stop_idle = {mc.name: (mc.stop_s, mc.idle_power_w) for mc in cfg.miners}
         # Per stopped miner: since when it has been told to be off (the first tick that
         # found it stopped in the allocator's state).
         self._told_off_at: dict[str, float] = {}
-        # Per miner, what the import cap's time alignment reads: (restart s, ramp W/s).
-        self._ramp = {mc.name: (mc.restart_s, mc.ramp_w_per_s) for mc in cfg.miners}
         self._mode = c.mode
         self._stale_s = c.stale_timeout_s
         self._heat_band_c = c.price_heat_band_c
@@ -164,7 +160,7 @@ class Controller:
         A miner in `ignoring` does not follow its commands: its readback is held."""
         total = 0.0
         hist = self._readbacks
-        ramp = self._ramp
+        specs = self.allocator.specs
         for name, st in self.allocator.state.items():
             r = readings.get(name)
             if r is None or now - r.at_s > stale_s:
@@ -182,10 +178,10 @@ class Controller:
             elif t_s >= t1:
                 # Forward: no faster than the ramp, not before its boot is over, no further
                 # than the target.
-                restart_s, ramp_w_per_s = ramp[name]
+                sp = specs[name]
                 running = st.running
-                boot_end = st.switched_at_s + restart_s if running else t1
-                reach = ramp_w_per_s * max(t_s - max(t1, boot_end), 0.0)
+                boot_end = st.switched_at_s + sp.restart_s if running else t1
+                reach = sp.ramp_w_per_s * max(t_s - max(t1, boot_end), 0.0)
                 target = st.target_w if running else 0.0
                 p = min(p1 + reach, target) if target > p1 else max(p1 - reach, target)
             elif t_s <= t0 or t1 <= t0:
@@ -234,8 +230,8 @@ class Controller:
             r = readings.get(name)
             if r is None or now - r.at_s > stale_s:
                 continue
-            stop_s, idle_w = self._stop_idle[name]
-            if r.at_s >= since + stop_s + self.tick_s and r.power_w > idle_w:
+            sp = self.allocator.specs[name]
+            if r.at_s >= since + sp.stop_s + self.tick_s and r.power_w > sp.idle_power_w:
                 out[name] = r.power_w
         return out
 

@@ -38,9 +38,10 @@ def slow_seconds(item: pytest.Item) -> float:
 def deal_rig_lanes(rigs: list[pytest.Item], lanes: int) -> dict[str, int]:
     """Node id -> lane: longest first, each into the lane with the least time so far."""
     load = [0.0] * max(lanes, 1)
+    seconds = {it.nodeid: rig_seconds(it) for it in rigs}  # each reads scenario files
     out: dict[str, int] = {}
-    for it in sorted(rigs, key=rig_seconds, reverse=True):  # stable: file order on ties
+    for it in sorted(rigs, key=lambda it: seconds[it.nodeid], reverse=True):  # stable
         k = min(range(len(load)), key=lambda i: (load[i], i))
-        load[k] += rig_seconds(it)
+        load[k] += seconds[it.nodeid]
         out[it.nodeid] = k
     return out

@@ -42,8 +42,9 @@ install: $(STAMP) system-deps $(FIRMWARE_NPM) $(A11Y_NPM)
 # openssl (TLS test certificates), node + npm (MicroPython in WebAssembly for the firmware
 # tests), chromium + chromedriver (HMI tests), nats-server (the fleet tests start their own
 # 3-node MQTT cluster), postgresql (the fleet tests start their own server with initdb),
-# systemd (systemd-analyze verifies the unit) and rsync (the install test runs
-# deploy/install.sh into a throw-away root).
+# systemd (systemd-analyze verifies the unit), rsync (the install test runs
+# deploy/install.sh into a throw-away root) and gcc (tests/unit/test_native.py compiles the
+# control core with mypyc).
 system-deps:
 	@missing=""; \
 	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
@@ -58,6 +59,7 @@ system-deps:
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	command -v rsync >/dev/null 2>&1 || missing="$$missing rsync"; \
+	command -v gcc >/dev/null 2>&1 || missing="$$missing gcc"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
